@@ -1,0 +1,37 @@
+"""Agents for SegAL: the batch-mode DQN of Casanova et al. (2020), heuristic baselines, and
+adapters that let SB3's own algorithms (PPO, A2C, MaskablePPO, DQN) act on the region-set env."""
+from agents.baselines import (
+    BASELINES,
+    BALDBaseline,
+    ClassBalanceBaseline,
+    ConfidenceBaseline,
+    EntropyBaseline,
+    MarginBaseline,
+    RandomBaseline,
+    RegionScoreBaseline,
+)
+from agents.batch_dqn import BatchDQN, RegionQNetwork, RegionQPolicy
+from agents.extractors import RegionSetExtractor
+from agents.loading import ALGORITHMS, MaskedPredictor, detect_algorithm, feature_layout, make_agent
+from agents.wrappers import SinglePoolWrapper
+
+__all__ = [
+    "ALGORITHMS",
+    "BASELINES",
+    "BALDBaseline",
+    "BatchDQN",
+    "ClassBalanceBaseline",
+    "ConfidenceBaseline",
+    "EntropyBaseline",
+    "MarginBaseline",
+    "MaskedPredictor",
+    "RandomBaseline",
+    "RegionQNetwork",
+    "RegionQPolicy",
+    "RegionScoreBaseline",
+    "RegionSetExtractor",
+    "SinglePoolWrapper",
+    "detect_algorithm",
+    "feature_layout",
+    "make_agent",
+]

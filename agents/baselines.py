@@ -1,0 +1,141 @@
+"""Heuristic labelling policies with SB3's ``predict`` interface, so they are benchmarked exactly like agents.
+
+Each baseline scores every candidate row of the observation (columns from the env's
+``FeatureLayout``) and picks, per pool, the highest-scoring *valid* candidate. They read only the
+observation: no back channel into the env. ``predict`` takes one observation (candidates
+(K, N, Da) -> actions (K,)) or a VecEnv batch (B, K, N, Da) -> (B, K).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:  # the agents import without the environment package
+    from segal_env.layout import FeatureLayout
+
+
+def masked_argmax(scores: np.ndarray, action_mask: np.ndarray) -> np.ndarray:
+    """Per-pool argmax over the last axis among valid candidates (mask > 0.5)."""
+    return np.where(action_mask > 0.5, scores, -np.inf).argmax(axis=-1)
+
+
+def sample_valid(action_mask: np.ndarray, rng: Any = np.random) -> np.ndarray:
+    """One uniform pick among the valid candidates of every pool (``rng``: a Generator or ``np.random``)."""
+    return masked_argmax(rng.random(action_mask.shape), action_mask)
+
+
+class RegionScoreBaseline:
+    """Base class: subclasses define ``score(obs) -> (..., K, N)``; higher is picked first."""
+
+    name: ClassVar[str]
+
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0) -> None:
+        self.layout = layout
+        self.seed = seed
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        return masked_argmax(self.score(observation), observation["action_mask"]), state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(extras={list(self.layout.extras)})"
+
+
+class RandomBaseline(RegionScoreBaseline):
+    """Uniform among the valid candidates of each pool, from its own seeded Generator."""
+
+    name = "random"
+
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0) -> None:
+        super().__init__(layout, seed)
+        self.rng = np.random.default_rng(seed)
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.rng.random(obs["action_mask"].shape)
+
+
+class EntropyBaseline(RegionScoreBaseline):
+    """Mean softmax entropy of the region: the "entropy" extra when the env has it, else the
+    mean of the 8x8 mean-pooled entropy map (the same quantity up to pooling)."""
+
+    name = "entropy"
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        candidates = obs["candidates"]
+        if "entropy" in self.layout.extras:
+            return candidates[..., self.layout.extra("entropy")]
+        return candidates[..., self.layout.entropy_pool("mean")].mean(axis=-1)
+
+
+class _ExtraColumnBaseline(RegionScoreBaseline):
+    """Score = one extra feature column; fails at construction when the env was built without it."""
+
+    feature: ClassVar[str]
+
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0) -> None:
+        super().__init__(layout, seed)
+        self.column = layout.extra(self.feature)  # KeyError naming the env kwarg `extra_features`
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return obs["candidates"][..., self.column]
+
+
+class BALDBaseline(_ExtraColumnBaseline):
+    """MC-dropout mutual information (needs ``extra_features`` with "bald")."""
+
+    name = feature = "bald"
+
+
+class MarginBaseline(_ExtraColumnBaseline):
+    """Smallest margin between the two most likely classes (needs "margin")."""
+
+    name = feature = "margin"
+
+
+class ConfidenceBaseline(_ExtraColumnBaseline):
+    """Least confidence, 1 - p_top1 (needs "confidence")."""
+
+    name = feature = "confidence"
+
+
+class ClassBalanceBaseline(EntropyBaseline):
+    """Entropy x expected rarity: prefers uncertain regions predicted to hold under-labelled classes.
+
+    rarity = sum_c hist_c / (labeled_fraction_c + smoothing), with hist the candidate's normalised
+    predicted-class histogram; ``smoothing`` bounds the weight of classes never labelled yet.
+    """
+
+    name = "class_balance"
+
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = 0.05) -> None:
+        super().__init__(layout, seed)
+        self.smoothing = smoothing
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        hist = obs["candidates"][..., self.layout.class_hist]
+        hist = hist / np.maximum(hist.sum(axis=-1, keepdims=True), 1e-8)
+        weights = 1.0 / (obs["labeled_class_fraction"] + self.smoothing)  # (..., C)
+        rarity = np.einsum("...knc,...c->...kn", hist, weights)
+        return super().score(obs) * rarity
+
+
+BASELINES: dict[str, type[RegionScoreBaseline]] = {
+    cls.name: cls
+    for cls in (
+        RandomBaseline,
+        EntropyBaseline,
+        BALDBaseline,
+        MarginBaseline,
+        ConfidenceBaseline,
+        ClassBalanceBaseline,
+    )
+}

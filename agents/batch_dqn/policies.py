@@ -1,0 +1,164 @@
+"""The query network of Casanova et al. (2020) as an SB3 policy.
+
+One network with shared weights scores every candidate region of every pool, so its parameters do
+not depend on the number of pools K or the pool size N (only on the row widths and on the number of
+state regions S): a policy trained with N=20 can be evaluated with N=10, as in the paper.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+# the two 32-bin KL histograms that close every candidate row (segal_env.layout.KL_BINS); kept as a
+# literal so that the agents import without the environment package
+GATE_FEATURES = 64
+
+
+def preactivation_mlp(in_dim: int, widths: list[int]) -> nn.Sequential:
+    """``Linear`` on the raw features, then ``BN -> ReLU -> Linear`` blocks (pre-activation).
+
+    The raw features are not passed through BN/ReLU first: a ReLU there would zero half of them.
+    """
+    layers: list[nn.Module] = [nn.Linear(in_dim, widths[0])]
+    for width_in, width_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.BatchNorm1d(width_in), nn.ReLU(), nn.Linear(width_in, width_out)]
+    return nn.Sequential(*layers)
+
+
+def masked_argmax(q_values: th.Tensor, action_mask: th.Tensor) -> th.Tensor:
+    """Argmax over the last axis among valid entries (mask > 0.5)."""
+    return q_values.masked_fill(action_mask < 0.5, -th.inf).argmax(dim=-1)
+
+
+class RegionQNetwork(nn.Module):
+    """Q(s, a) for every candidate: ``obs["state"]`` (B, S, Ds), ``obs["candidates"]`` (B, K, N, Da) -> (B, K, N).
+
+    The last ``gate_dim`` candidate columns (the two KL histograms of ``FeatureLayout``) only feed
+    the sigmoid gate; all other candidate columns feed the candidate branch.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        state_net_arch: list[int],
+        state_embed_dim: int,
+        candidate_net_arch: list[int],
+        gate_dim: int,
+    ) -> None:
+        super().__init__()
+        num_state_regions, state_dim = observation_space["state"].shape
+        candidate_dim = observation_space["candidates"].shape[-1]
+        if candidate_dim <= gate_dim:
+            raise ValueError(f"candidate rows have {candidate_dim} columns, need more than the {gate_dim} gate columns")
+        self.gate_dim = gate_dim
+        # one scalar per state region, then an embedding of the whole state set
+        self.state_net = preactivation_mlp(state_dim, [*state_net_arch, 1])
+        self.state_embed = nn.Sequential(
+            nn.BatchNorm1d(num_state_regions), nn.ReLU(), nn.Linear(num_state_regions, state_embed_dim)
+        )
+        self.candidate_net = preactivation_mlp(candidate_dim - gate_dim, list(candidate_net_arch))
+        fused_dim = candidate_net_arch[-1] + state_embed_dim
+        self.fusion = nn.Sequential(nn.BatchNorm1d(fused_dim), nn.ReLU(), nn.Linear(fused_dim, 1))
+        self.gate = nn.Sequential(nn.BatchNorm1d(gate_dim), nn.ReLU(), nn.Linear(gate_dim, 1), nn.Sigmoid())
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        state, candidates = obs["state"], obs["candidates"]
+        batch, num_regions, _ = state.shape
+        _, num_pools, pool_size, candidate_dim = candidates.shape
+        per_region = self.state_net(state.reshape(batch * num_regions, -1)).view(batch, num_regions)
+        state_embedding = self.state_embed(per_region)
+        rows = candidates.reshape(-1, candidate_dim)
+        fused = th.cat(
+            [
+                self.candidate_net(rows[:, : -self.gate_dim]),
+                state_embedding.repeat_interleave(num_pools * pool_size, dim=0),
+            ],
+            dim=1,
+        )
+        q_values = self.fusion(fused) * self.gate(rows[:, -self.gate_dim :])
+        return q_values.view(batch, num_pools, pool_size)
+
+
+class RegionQPolicy(BasePolicy):
+    """Online and target query networks (like SB3's ``DQNPolicy``); acts greedily per pool over valid candidates.
+
+    :param observation_space: Dict with "state" (S, Ds), "candidates" (K, N, Da), "action_mask" (K, N)
+    :param action_space: MultiDiscrete([N] * K)
+    :param lr_schedule: learning rate schedule
+    :param state_net_arch: hidden widths of the per-state-region MLP (its output width is 1)
+    :param state_embed_dim: width of the state-set embedding
+    :param candidate_net_arch: widths of the candidate MLP (the last one is the candidate embedding)
+    :param gate_dim: trailing candidate columns that feed the gate (the 2 x 32 KL histogram bins)
+    :param optimizer_class: SGD as in the paper; pass ``th.optim.Adam`` for Adam
+    :param optimizer_kwargs: extra optimizer arguments; ``None`` gives ``momentum=0.9`` for SGD
+    """
+
+    q_net: RegionQNetwork
+    q_net_target: RegionQNetwork
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.MultiDiscrete,
+        lr_schedule: Schedule,
+        state_net_arch: list[int] | None = None,
+        state_embed_dim: int = 128,
+        candidate_net_arch: list[int] | None = None,
+        gate_dim: int = GATE_FEATURES,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.SGD,
+        optimizer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if optimizer_kwargs is None and optimizer_class is th.optim.SGD:
+            optimizer_kwargs = {"momentum": 0.9}
+        super().__init__(
+            observation_space,
+            action_space,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=False,
+        )
+        self.net_args = {
+            "observation_space": observation_space,
+            "state_net_arch": list(state_net_arch or [256, 128]),
+            "state_embed_dim": state_embed_dim,
+            "candidate_net_arch": list(candidate_net_arch or [512, 256, 128]),
+            "gate_dim": gate_dim,
+        }
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.q_net = RegionQNetwork(**self.net_args)
+        self.q_net_target = RegionQNetwork(**self.net_args)
+        self.q_net_target.load_state_dict(self.q_net.state_dict())
+        self.q_net_target.train(False)
+        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
+        return masked_argmax(self.q_net(obs), obs["action_mask"])
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        del data["normalize_images"]  # raw features in [0, 1]: never image-normalised
+        data.update(
+            state_net_arch=self.net_args["state_net_arch"],
+            state_embed_dim=self.net_args["state_embed_dim"],
+            candidate_net_arch=self.net_args["candidate_net_arch"],
+            gate_dim=self.net_args["gate_dim"],
+            lr_schedule=self._dummy_schedule,
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=self.optimizer_kwargs,
+        )
+        return data
+
+    def set_training_mode(self, mode: bool) -> None:
+        """Only the online network switches; the target network always uses its copied BN statistics."""
+        self.q_net.train(mode)
+        self.training = mode

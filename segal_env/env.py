@@ -1,0 +1,443 @@
+"""SegALEnv: region-level active learning for segmentation as a Gymnasium environment.
+
+One step = one active-learning step of Casanova et al. (ICLR 2020): the agent picks one
+candidate region in each of K pools, the ground truth labels them, the segmentation network
+is fine-tuned, and the reward is the scaled mIoU gain on the reward set D_R.
+"""
+from __future__ import annotations
+
+import json
+import time
+from functools import lru_cache
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from .checkpoints import load_or_pretrain
+from .data import ALRoles, load_splits, make_roles
+from .features import base_region_features, candidate_rows, extra_region_features
+from .layout import FeatureLayout
+from .models import build_model, normalize
+from .presets import PRESETS, preset_value
+from .regions import LabeledRegions, RegionGrid
+from .render import render_state
+from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch
+
+DEFAULT_EXTRAS = ("entropy", "margin", "confidence", "bald")
+
+
+@lru_cache(maxsize=4)
+def _cached_roles(dataset: str, data_root, scale: float, data_seed: int, dataset_kwargs: str, roles_file, role_sizes: str):
+    """Datasets are loaded once per process: env checkers and vector envs re-create the env often."""
+    splits = load_splits(dataset, root=data_root, scale=scale, seed=data_seed, **json.loads(dataset_kwargs))
+    sizes = json.loads(role_sizes) if role_sizes else None
+    return make_roles(dataset, splits, roles_file=roles_file, seed=data_seed, sizes=sizes)
+
+
+def _scaled(size, scale: float) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    return tuple(int(round(v * scale)) for v in size)
+
+
+class SegALEnv(gym.Env):
+    """Pick K regions (one per pool) to label; reward = reward_scale x gain in D_R mIoU.
+
+    Every option left at None takes the dataset's preset (segal_env/presets.py) for the mode.
+    Sizes (region_size, crop_size) are (height, width) at the working resolution (after ``scale``).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        data_root: str | None = None,
+        dataset_kwargs: dict | None = None,
+        roles_file: str | None = None,
+        role_sizes: dict | None = None,
+        data_seed: int = 0,
+        scale: float = 1.0,
+        mode: str = "train",
+        region_size: tuple[int, int] | list[int] | None = None,
+        num_pools: int | None = None,
+        pool_size: int | None = None,
+        budget: int | None = None,
+        reward_scale: float = 100.0,
+        model: str | None = None,
+        dropout: float = 0.5,
+        pretrained_backbone: bool = False,
+        finetune: str = "step",
+        finetune_epochs: int = 1,
+        lr: float | None = None,
+        momentum: float = 0.95,
+        weight_decay: float = 1e-4,
+        max_grad_norm: float = 4.0,
+        batch_size: int = 8,
+        crop_size: tuple[int, int] | list[int] | None = None,
+        extra_features: tuple[str, ...] | list[str] = DEFAULT_EXTRAS,
+        mc_samples: int = 20,
+        start_set: str | None = None,
+        pretrain_epochs: int = 40,
+        pretrain_patience: int = 5,
+        pretrain_lr: float | None = None,
+        checkpoint_seed: int = 0,
+        eval_budgets: list[int] | None = None,
+        final_training: bool = False,
+        final_max_epochs: int = 30,
+        final_patience: int = 3,
+        cache_dir: str | None = None,
+        device: str = "auto",
+        render_mode: str | None = None,
+        timing_in_info: bool = True,
+        verbose: bool = False,
+    ):
+        if dataset not in PRESETS:
+            raise ValueError(f"unknown dataset '{dataset}'; choose from {sorted(PRESETS)}")
+        if mode not in ("train", "test"):
+            raise ValueError(f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{mode}'")
+        if finetune not in ("step", "all"):
+            raise ValueError(f"finetune must be 'step' (regions labeled this step, the paper) or 'all', got '{finetune}'")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got '{render_mode}'")
+        extras = tuple(extra_features)
+        if "bald" in extras and mc_samples < 2:
+            raise ValueError("the 'bald' feature needs mc_samples >= 2; drop it from extra_features or raise mc_samples")
+        self.render_mode = render_mode
+        self.mode = mode
+        self.dataset = dataset
+        self.reward_scale = float(reward_scale)
+        self.finetune = finetune
+        self.finetune_epochs = int(finetune_epochs)
+        self.mc_samples = int(mc_samples)
+        self.final_training = bool(final_training)
+        self.final_max_epochs, self.final_patience = int(final_max_epochs), int(final_patience)
+        self.verbose = verbose
+        self.timing_in_info = bool(timing_in_info)  # wall-clock times differ run to run: off for determinism checks
+
+        self.roles: ALRoles = _cached_roles(
+            dataset, data_root, float(scale), int(data_seed), json.dumps(dataset_kwargs or {}, sort_keys=True),
+            roles_file, json.dumps(role_sizes, sort_keys=True) if role_sizes else "",
+        )
+        pool_set = self.roles.d_t if mode == "train" else self.roles.d_v
+        self.num_classes = pool_set.num_classes
+        self.ignore_index = pool_set.ignore_index
+        self.class_names = pool_set.class_names
+
+        size = region_size if region_size is not None else _scaled(preset_value(dataset, "region_size", mode), scale)
+        if size is None:
+            raise ValueError(f"dataset '{dataset}' has no default region size: pass region_size=(height, width)")
+        try:
+            self.grid = RegionGrid(pool_set.image_size, size)
+        except ValueError as err:
+            hint = "" if region_size is not None else f" (the preset region size scaled by scale={scale}; pass region_size explicitly)"
+            raise ValueError(f"{err}{hint}") from None
+        self.num_pools = int(num_pools or preset_value(dataset, "num_pools", mode))
+        self.pool_size = int(pool_size or preset_value(dataset, "pool_size", mode))
+        self.budget = int(budget or preset_value(dataset, "budget", mode))
+        pool_regions = len(pool_set) * self.grid.per_image
+        if self.budget % self.num_pools:
+            raise ValueError(
+                f"budget {self.budget} is not a multiple of num_pools={self.num_pools} (each step labels one region "
+                f"per pool); use e.g. budget={self.budget // self.num_pools * self.num_pools or self.num_pools}"
+            )
+        if self.budget > pool_regions:
+            raise ValueError(
+                f"budget {self.budget} is larger than the pool: {len(pool_set)} images x {self.grid.per_image} regions = "
+                f"{pool_regions} regions; lower the budget or use larger pools/smaller regions"
+            )
+        self.eval_budgets = sorted(set(int(b) for b in (eval_budgets or [])))
+        bad = [b for b in self.eval_budgets if b % self.num_pools or b <= 0 or b > self.budget]
+        if bad:
+            raise ValueError(f"eval_budgets {bad} must be positive multiples of num_pools={self.num_pools} and <= budget={self.budget}")
+        crop = crop_size if crop_size is not None else _scaled(preset_value(dataset, "crop_size", mode), scale)
+        height, width = pool_set.image_size
+        crop = crop or (height, width)
+        self.crop_size = (max(min(int(crop[0]), height), self.grid.region_size[0]), max(min(int(crop[1]), width), self.grid.region_size[1]))
+
+        self.layout = FeatureLayout(self.num_classes, extras)
+        self.device = resolve_device(device)
+        self.start_set = start_set or ("d_s" if mode == "train" else "d_t")
+        if self.start_set not in ("d_s", "d_t", "none"):
+            raise ValueError(f"start_set must be 'd_s', 'd_t' or 'none', got '{self.start_set}'")
+        model = model or preset_value(dataset, "model", mode)
+        self._model_name, self._dropout, self._pretrained = model, float(dropout), bool(pretrained_backbone)
+        self._optim = OptimConfig(
+            "sgd", lr if lr is not None else preset_value(dataset, "lr", mode), momentum, weight_decay, max_grad_norm
+        )
+        self._batch_size = int(batch_size)
+        self._pretrain = dict(
+            max_epochs=int(pretrain_epochs),
+            patience=int(pretrain_patience),
+            seed=int(checkpoint_seed),
+            lr=float(pretrain_lr if pretrain_lr is not None else preset_value(dataset, "pretrain_lr", mode)),
+        )
+        self._cache_dir = cache_dir
+        self._checkpoint_description = {
+            "dataset": dataset,
+            "dataset_kwargs": dataset_kwargs or {},
+            "data_seed": data_seed,
+            "scale": scale,
+            "roles": self.roles.to_dict(),
+            "start_set": self.start_set,
+            "model": model,
+            "dropout": dropout,
+            "pretrained_backbone": pretrained_backbone,
+            "crop_size": self.crop_size,
+        }
+
+        n_state = len(self.roles.d_s) * self.grid.per_image
+        k, n = self.num_pools, self.pool_size
+        self.observation_space = spaces.Dict(
+            {
+                "state": spaces.Box(0.0, 1.0, (n_state, self.layout.state_dim), np.float32),
+                "candidates": spaces.Box(0.0, 1.0, (k, n, self.layout.candidate_dim), np.float32),
+                "action_mask": spaces.Box(0.0, 1.0, (k, n), np.float32),
+                "labeled_class_fraction": spaces.Box(0.0, 1.0, (self.num_classes,), np.float32),
+            }
+        )
+        self.action_space = spaces.MultiDiscrete([n] * k)
+        self._ready = False  # heavy set-up (device tensors, starting network) happens at the first reset
+
+    # ---- set-up ------------------------------------------------------------------------
+    @property
+    def feature_layout(self) -> FeatureLayout:
+        return self.layout
+
+    def _setup(self) -> None:
+        dev = self.device
+        pool_set = self.roles.d_t if self.mode == "train" else self.roles.d_v
+        self._pool_images = pool_set.images.to(dev)
+        self._pool_labels = pool_set.labels.to(dev)
+        self._pool_gt_hist = self.grid.class_histograms(self._pool_labels, self.num_classes).view(-1, self.num_classes)
+        self._state_images = self.roles.d_s.images.to(dev)
+        self._reward_images, self._reward_labels = self.roles.d_r.images.to(dev), self.roles.d_r.labels.to(dev)
+        self.labeled = LabeledRegions(self.grid, len(pool_set), dev)
+
+        def build():
+            return build_model(self._model_name, self.num_classes, self._dropout, self._pretrained)
+
+        if self.start_set == "none":
+            with seeded_torch(self._pretrain["seed"], torch.device("cpu")):
+                model = build()
+            self.start_report = {"start_set": "none"}
+        else:
+            start = self.roles.d_s if self.start_set == "d_s" else self.roles.d_t
+            state, self.start_report = load_or_pretrain(
+                self._checkpoint_description, build, start, self.roles.d_r, self.crop_size, dev,
+                self._pretrain, self._cache_dir, self.verbose,
+            )
+            model = build()
+            model.load_state_dict(state)
+        self.trainer = SegTrainer(model, self.num_classes, self.ignore_index, dev, self._optim, self._batch_size)
+        self._start_state = self.trainer.snapshot()
+        start_eval = self.trainer.evaluate(self._reward_images, self._reward_labels)
+        state_probs = self.trainer.probabilities(self._state_images)
+        self._start = {
+            "miou": start_eval.miou,
+            "per_class_iou": start_eval.per_class_iou,
+            "state_rows": self._state_rows(state_probs),
+        }
+        self._ready = True
+
+    # ---- gymnasium API -----------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if not self._ready:
+            self._setup()
+        self.trainer.load_state_dict(self._start_state)
+        self.labeled.clear()
+        self._miou = self._start["miou"]
+        self._per_class_iou = list(self._start["per_class_iou"])
+        self._last_chosen = torch.empty(0, dtype=torch.long)
+        self._steps = 0
+        self._pools = self._sample_pools()
+        with seeded_torch(int(self.np_random.integers(2**31 - 1)), self.device):
+            obs = self._observation(state_rows=self._start["state_rows"])
+        return obs, self._info({})
+
+    def step(self, action):
+        if not self._ready:
+            raise RuntimeError("call reset() before step()")
+        t_start = time.perf_counter()
+        chosen = self._chosen_regions(action)
+        self.labeled.mark(chosen)
+        self._last_chosen = chosen.cpu()
+        step_seed = int(self.np_random.integers(2**31 - 1))
+
+        t0 = self._clock()
+        samples = chosen if self.finetune == "step" else self.labeled.labeled_ids()
+        with seeded_torch(step_seed, self.device):
+            for _ in range(self.finetune_epochs):
+                self._train_on_regions(samples, torch.Generator().manual_seed(step_seed))
+        t1 = self._clock()
+        result = self.trainer.evaluate(self._reward_images, self._reward_labels)
+        reward = self.reward_scale * (result.miou - self._miou)
+        self._miou, self._per_class_iou = result.miou, result.per_class_iou
+        t2 = self._clock()
+        self._steps += 1
+        terminated = self.labeled.count >= self.budget
+        self._pools = self._sample_pools()
+        with seeded_torch(step_seed + 1, self.device):
+            obs = self._observation()
+        t3 = self._clock()
+        extra = {}
+        if self.mode == "test" and (self.labeled.count in self.eval_budgets or terminated):
+            extra.update(self._test_evaluation(step_seed + 2))
+        t4 = self._clock()
+        total = time.perf_counter() - t_start
+        self.last_timing = {
+            "finetune": t1 - t0,
+            "reward": t2 - t1,
+            "features": t3 - t2,
+            "test_eval": t4 - t3,
+            "other": total - (t4 - t0),
+            "total": total,
+        }
+        if self.timing_in_info:
+            extra["timing"] = self.last_timing
+        return obs, float(reward), bool(terminated), False, self._info(extra)
+
+    def action_masks(self) -> np.ndarray:
+        """Flat bool [K * N] of valid candidates (sb3-contrib MaskablePPO convention)."""
+        return (self._pools >= 0).reshape(-1).cpu().numpy()
+
+    def render(self):
+        if self.render_mode != "rgb_array" or not self._ready:
+            return None
+        return render_state(self)
+
+    # ---- internals ---------------------------------------------------------------------
+    def _clock(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _chosen_regions(self, action) -> torch.Tensor:
+        """Validate an action and map it to global region ids, with errors a user can act on."""
+        k, n = self.num_pools, self.pool_size
+        picks = np.asarray(action)
+        if picks.shape != (k,):
+            raise ValueError(f"action must have shape ({k},): one candidate index per pool; got shape {picks.shape}")
+        if not np.issubdtype(picks.dtype, np.integer):
+            if not np.all(np.isfinite(picks)) or np.any(picks != np.round(picks)):
+                raise ValueError(f"action must hold integer candidate indices, got {picks.tolist()}")
+            picks = picks.astype(np.int64)
+        out_of_range = np.flatnonzero((picks < 0) | (picks >= n))
+        if out_of_range.size:
+            raise ValueError(
+                f"action picks candidate(s) {picks[out_of_range].tolist()} in pool(s) {out_of_range.tolist()}; "
+                f"indices must be in [0, {n})"
+            )
+        chosen = self._pools[torch.arange(k), torch.as_tensor(picks, dtype=torch.long)]
+        masked = torch.nonzero(chosen < 0).squeeze(1).tolist()
+        if masked:
+            raise ValueError(
+                f"action picks masked candidate(s) in pool(s) {masked} (the pool ran low); "
+                "choose among entries with observation['action_mask'] == 1 (or env.action_masks())"
+            )
+        return chosen.to(self.device)
+
+    def _sample_pools(self) -> torch.Tensor:
+        """K disjoint pools of N unlabeled regions, [K, N] global ids (-1 = empty slot).
+
+        As in the paper: draw random images until they hold >= K*N unlabeled regions, then draw
+        K*N distinct regions among them and deal them round-robin into the pools.
+        """
+        k, n = self.num_pools, self.pool_size
+        unlabeled = ~self.labeled.labeled
+        per_image = unlabeled.sum(1).cpu().numpy()
+        order = self.np_random.permutation(len(per_image))
+        enough = np.searchsorted(np.cumsum(per_image[order]), k * n)
+        images = torch.as_tensor(np.sort(order[: enough + 1]), device=self.device)
+        img, reg = torch.nonzero(unlabeled[images], as_tuple=True)
+        ids = (images[img] * self.grid.per_image + reg).cpu().numpy()
+        take = min(k * n, ids.size)
+        ids = ids[self.np_random.choice(ids.size, take, replace=False)]
+        pools = torch.full((n, k), -1, dtype=torch.long)
+        pools.view(-1)[:take] = torch.as_tensor(ids)
+        return pools.T.contiguous()
+
+    def _train_on_regions(self, region_ids: torch.Tensor, generator: torch.Generator) -> None:
+        """One epoch over crops that contain the given regions; targets are ignore outside labeled regions."""
+        image_ids = torch.div(region_ids, self.grid.per_image, rounding_mode="floor")
+        unique, position = torch.unique(image_ids, return_inverse=True)
+        targets = self.labeled.masked_labels(self._pool_labels[unique], unique, self.ignore_index)
+        boxes = self.grid.boxes(region_ids % self.grid.per_image)
+        self.trainer.train_epoch(self._pool_images[unique], targets, position.cpu(), boxes.cpu(), self.crop_size, generator)
+
+    def _state_rows(self, probs: torch.Tensor) -> np.ndarray:
+        rows, _ = base_region_features(probs, self.grid)
+        return rows.reshape(-1, self.layout.state_dim).cpu().numpy()
+
+    def _observation(self, state_rows: np.ndarray | None = None) -> dict:
+        """One batched forward over the state images and the distinct candidate images."""
+        k, n = self.num_pools, self.pool_size
+        flat = self._pools.reshape(-1).to(self.device)
+        valid = flat >= 0
+        ids = flat.clamp(min=0)
+        image_ids = torch.div(ids, self.grid.per_image, rounding_mode="floor")
+        unique, position = torch.unique(image_ids[valid], return_inverse=True)
+        cand_images = self._pool_images[unique]
+        n_state = 0 if state_rows is not None else self._state_images.shape[0]
+        batch = cand_images if state_rows is not None else torch.cat([self._state_images, cand_images])
+        probs = self.trainer.probabilities(batch)
+        if state_rows is None:
+            state_rows = self._state_rows(probs[:n_state])
+        cand_probs = probs[n_state:]
+        rows, entropy = base_region_features(cand_probs, self.grid)
+        mutual_information = None
+        if "bald" in self.layout.extras:
+            step = self.trainer.eval_batch_size
+            mutual_information = torch.cat(
+                [
+                    self.trainer.model.mc_mutual_information(normalize(cand_images[i : i + step]), self.mc_samples)
+                    for i in range(0, cand_images.shape[0], step)
+                ]
+            )
+        extras = extra_region_features(self.layout.extras, cand_probs, entropy, self.grid, mutual_information)
+        slot = torch.zeros_like(image_ids)
+        slot[valid] = position
+        region = ids % self.grid.per_image
+        labeled_hist = self._pool_gt_hist[self.labeled.labeled_ids()]
+        cand = candidate_rows(self.layout, rows[slot, region], extras[slot, region], valid, labeled_hist)
+        labeled_pixels = labeled_hist.sum(0).float()
+        fraction = labeled_pixels / labeled_pixels.sum().clamp_min(1.0)
+        return {
+            "state": np.array(state_rows, dtype=np.float32),  # a copy: the cached start rows must not leak
+            "candidates": cand.reshape(k, n, -1).clamp(0.0, 1.0).cpu().numpy().astype(np.float32),
+            "action_mask": valid.reshape(k, n).float().cpu().numpy(),
+            "labeled_class_fraction": fraction.cpu().numpy().astype(np.float32),
+        }
+
+    def _test_evaluation(self, seed: int) -> dict:
+        """Test-split mIoU now; with final_training, after training a copy of the network to convergence."""
+        test = self.roles.test
+        snapshot = self.trainer.snapshot() if self.final_training else None
+        if self.final_training:
+            ids = self.labeled.labeled_ids()
+            image_ids = torch.div(ids, self.grid.per_image, rounding_mode="floor")
+            unique, position = torch.unique(image_ids, return_inverse=True)
+            targets = self.labeled.masked_labels(self._pool_labels[unique], unique, self.ignore_index)
+            with seeded_torch(seed, self.device):
+                self.trainer.fit(
+                    self._pool_images[unique], targets, position.cpu(), self.grid.boxes(ids % self.grid.per_image).cpu(),
+                    self._reward_images, self._reward_labels, self.crop_size, torch.Generator().manual_seed(seed),
+                    max_epochs=self.final_max_epochs, patience=self.final_patience,
+                )
+        result = self.trainer.evaluate(test.images, test.labels)
+        if snapshot is not None:
+            self.trainer.load_state_dict(snapshot)
+        return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
+
+    def _info(self, extra: dict) -> dict:
+        labeled_hist = self._pool_gt_hist[self.labeled.labeled_ids()].sum(0)
+        return {
+            "miou": self._miou,
+            "per_class_iou": self._per_class_iou,
+            "regions_labeled": self.labeled.count,
+            "labeled_pixels_per_class": labeled_hist.cpu().tolist(),
+            **extra,
+        }

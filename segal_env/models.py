@@ -1,0 +1,211 @@
+"""Segmentation networks built from torchvision parts, split into an encoder and a dropout head.
+
+The split is what makes MC dropout cheap: ``mc_probabilities`` runs the encoder once and only
+the small head ``samples`` times (dropout sits right before the classifier, as in the paper's
+BALD baseline). Pretrained ImageNet backbones are opt-in; nothing is downloaded by default.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet50
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.segmentation import (
+    deeplabv3_mobilenet_v3_large,
+    deeplabv3_resnet50,
+    fcn_resnet50,
+    lraspp_mobilenet_v3_large,
+)
+from torchvision.ops import Conv2dNormActivation, FeaturePyramidNetwork
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegmentationNet(nn.Module):
+    """encode(x) -> features (deterministic in eval mode); decode(features) -> logits (holds the dropout)."""
+
+    dropout: nn.Dropout
+
+    def encode(self, x: torch.Tensor):
+        raise NotImplementedError
+
+    def decode(self, features) -> torch.Tensor:
+        """Logits at the head's own (reduced) resolution."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.decode(self.encode(x))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    @torch.no_grad()
+    def mc_mutual_information(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """BALD per pixel, H[E p] - E H[p], from ``samples`` dropout draws of the head: [B, h, w] at head resolution.
+
+        The encoder runs once in eval mode; only the dropout layer samples. Running sums keep memory
+        at one draw whatever the number of samples.
+        """
+        was_training = self.training
+        self.eval()
+        features = self.encode(x)
+        self.dropout.train()
+        try:
+            mean_probs, mean_entropy = 0.0, 0.0
+            for _ in range(samples):
+                probs = self.decode(features).float().softmax(1)
+                mean_probs = mean_probs + probs / samples
+                mean_entropy = mean_entropy - (probs * probs.clamp_min(1e-6).log()).sum(1) / samples
+        finally:
+            self.train(was_training)
+        total_entropy = -(mean_probs * mean_probs.clamp_min(1e-6).log()).sum(1)
+        return (total_entropy - mean_entropy).clamp_min(0.0)
+
+
+def _backbone_weights(pretrained_backbone: bool) -> str | None:
+    return "DEFAULT" if pretrained_backbone else None
+
+
+class LRASPPNet(SegmentationNet):
+    """LR-ASPP on MobileNetV3-Large: the fast CPU default (3.2M parameters)."""
+
+    def __init__(self, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False):
+        super().__init__()
+        base = lraspp_mobilenet_v3_large(
+            weights=None, weights_backbone=_backbone_weights(pretrained_backbone), num_classes=num_classes
+        )
+        self.backbone = base.backbone
+        self.cbr, self.scale = base.classifier.cbr, base.classifier.scale
+        self.low_classifier, self.high_classifier = base.classifier.low_classifier, base.classifier.high_classifier
+        self.dropout = nn.Dropout(dropout)
+
+    def encode(self, x):
+        feats = self.backbone(x)
+        high = feats["high"]
+        context = self.cbr(high) * self.scale(high)
+        low = feats["low"]
+        return low, F.interpolate(context, size=low.shape[-2:], mode="bilinear", align_corners=False)
+
+    def decode(self, features):
+        low, context = features
+        return self.low_classifier(self.dropout(low)) + self.high_classifier(self.dropout(context))
+
+
+class SequentialHeadNet(SegmentationNet):
+    """torchvision DeepLabV3 / FCN: everything but the last 1x1 classifier conv is the encoder."""
+
+    def __init__(self, builder: Callable, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False):
+        super().__init__()
+        base = builder(
+            weights=None, weights_backbone=_backbone_weights(pretrained_backbone), num_classes=num_classes, aux_loss=False
+        )
+        self.backbone = base.backbone
+        layers = [m for m in base.classifier.children() if not isinstance(m, nn.Dropout)]
+        self.neck = nn.Sequential(*layers[:-1])
+        self.classifier = layers[-1]
+        self.dropout = nn.Dropout(dropout)
+
+    def encode(self, x):
+        return self.neck(self.backbone(x)["out"])
+
+    def decode(self, features):
+        return self.classifier(self.dropout(features))
+
+
+class FPNResNet50(SegmentationNet):
+    """FPN on ResNet-50 with a semantic head merging all levels at 1/4 resolution (the paper's network)."""
+
+    def __init__(self, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False, width: int = 128):
+        super().__init__()
+        body = resnet50(weights=_backbone_weights(pretrained_backbone) and "IMAGENET1K_V1")
+        self.body = IntermediateLayerGetter(body, {f"layer{i}": str(i) for i in range(1, 5)})
+        self.fpn = FeaturePyramidNetwork([256, 512, 1024, 2048], width)
+        self.level_heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            for _ in range(4)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+
+    def encode(self, x):
+        levels = list(self.fpn(self.body(x)).values())
+        size = levels[0].shape[-2:]
+        merged = self.level_heads[0](levels[0])
+        for head, level in zip(self.level_heads[1:], levels[1:]):
+            merged = merged + F.interpolate(head(level), size=size, mode="bilinear", align_corners=False)
+        return merged
+
+    def decode(self, features):
+        return self.classifier(self.dropout(features))
+
+
+class UNetSmall(SegmentationNet):
+    """A 0.5M-parameter U-Net from torchvision conv blocks, with its classifier at full resolution.
+
+    The default for small images (the synthetic set): mobile backbones predict at 1/8 resolution,
+    which cannot resolve one-pixel-wide poles on a 96x128 image. Trains from scratch in minutes on a CPU.
+    """
+
+    def __init__(self, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False, widths=(16, 32, 64, 128)):
+        super().__init__()
+        if pretrained_backbone:
+            raise ValueError("unet_small has no pretrained backbone; pass pretrained_backbone=False")
+
+        def block(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(Conv2dNormActivation(c_in, c_out, 3), Conv2dNormActivation(c_out, c_out, 3))
+
+        self.down = nn.ModuleList(block(c_in, c_out) for c_in, c_out in zip((3, *widths[:-1]), widths))
+        self.up = nn.ModuleList(block(wide + narrow, narrow) for wide, narrow in zip(widths[:0:-1], widths[-2::-1]))
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Conv2d(widths[0], num_classes, 1)
+        self.depth = len(widths) - 1
+
+    def encode(self, x):
+        if x.shape[-2] % 2**self.depth or x.shape[-1] % 2**self.depth:
+            raise ValueError(f"unet_small needs image sides divisible by {2**self.depth}, got {tuple(x.shape[-2:])}")
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        return x
+
+    def decode(self, features):
+        return self.classifier(self.dropout(features))
+
+
+MODELS: dict[str, Callable[..., SegmentationNet]] = {
+    "lraspp_mobilenet_v3": LRASPPNet,
+    "deeplabv3_mobilenet_v3": lambda **kw: SequentialHeadNet(deeplabv3_mobilenet_v3_large, **kw),
+    "deeplabv3_resnet50": lambda **kw: SequentialHeadNet(deeplabv3_resnet50, **kw),
+    "fcn_resnet50": lambda **kw: SequentialHeadNet(fcn_resnet50, **kw),
+    "fpn_resnet50": FPNResNet50,
+    "unet_small": UNetSmall,
+}
+
+
+def build_model(name: str, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False) -> SegmentationNet:
+    """Name-based factory. ``pretrained_backbone`` needs the ImageNet weights already in torch's cache."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model '{name}'; choose from {sorted(MODELS)}")
+    try:
+        return MODELS[name](num_classes=num_classes, dropout=dropout, pretrained_backbone=pretrained_backbone)
+    except (OSError, RuntimeError) as err:  # urllib errors are OSErrors
+        if not pretrained_backbone:
+            raise
+        raise RuntimeError(
+            f"could not load pretrained backbone weights for '{name}' ({err}); they must already be in torch's "
+            "cache (TORCH_HOME) because nothing is downloaded at run time, or pass pretrained_backbone=False"
+        ) from err
+
+
+def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> ImageNet-normalised float, on the images' device."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images_uint8.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images_uint8.device).view(1, 3, 1, 1)
+    return (images_uint8.float() / 255.0 - mean) / std

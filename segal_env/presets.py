@@ -1,0 +1,57 @@
+"""Per-dataset defaults (method.md) that the environment fills in for every option left at None.
+
+Sizes are at full resolution; region and crop sizes are multiplied by the env's ``scale``.
+Values given per mode are dicts {"train": ..., "test": ...}.
+"""
+from __future__ import annotations
+
+PRESETS: dict[str, dict] = {
+    # built-in default: small enough that a step takes a fraction of a second on 2 CPU cores
+    "synthetic": {
+        "model": "unet_small",  # full-resolution head: thin rare objects on 96x128 images
+        "pretrain_lr": 1e-2,
+        "region_size": (24, 32),
+        "crop_size": (64, 64),
+        "num_pools": 8,
+        "pool_size": {"train": 10, "test": 10},
+        "budget": {"train": 80, "test": 160},
+        "lr": 1e-3,
+    },
+    # paper: 480x360 images, 80(w) x 90(h) regions, K=24, N=20 train / 10 test, budgets 480 / up to 1920
+    "camvid": {
+        "model": "lraspp_mobilenet_v3",
+        "pretrain_lr": 1e-3,
+        "region_size": (90, 80),
+        "crop_size": (224, 224),
+        "num_pools": 24,
+        "pool_size": {"train": 20, "test": 10},
+        "budget": {"train": 480, "test": 1920},
+        "lr": 1e-3,
+    },
+    # paper: 2048x1024 images, 128x128 regions, K=256, N=20 train / 100 test, budgets 3840 / up to 30720
+    "cityscapes": {
+        "model": "lraspp_mobilenet_v3",
+        "pretrain_lr": 1e-3,
+        "region_size": (128, 128),
+        "crop_size": (512, 512),
+        "num_pools": 256,
+        "pool_size": {"train": 20, "test": 100},
+        "budget": {"train": 3840, "test": 30720},
+        "lr": 1e-4,
+    },
+    "folder": {
+        "model": "lraspp_mobilenet_v3",
+        "pretrain_lr": 1e-3,
+        "region_size": None,  # must be given: nothing is known about the images
+        "crop_size": None,
+        "num_pools": 8,
+        "pool_size": {"train": 10, "test": 10},
+        "budget": {"train": 80, "test": 160},
+        "lr": 1e-3,
+    },
+}
+
+
+def preset_value(dataset: str, key: str, mode: str):
+    value = PRESETS[dataset][key]
+    return value[mode] if isinstance(value, dict) else value

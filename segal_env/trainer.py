@@ -1,0 +1,279 @@
+"""Masked training and exact evaluation of a segmentation network.
+
+One mechanism serves the three uses of the method: a training sample is (image, box, target),
+where the target is ignore outside the labeled pixels and the box is the region the random crop
+must contain. Supervised pre-training uses the whole image as the box; active-learning
+fine-tuning uses the newly labeled regions; the final step uses every acquired region.
+Crops and flips are gathered for the whole batch with one indexing op (no per-sample loop).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .metrics import confusion_matrix, iou_per_class, mean_iou
+from .models import SegmentationNet, normalize
+from .storage import atomic_save
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int, device: torch.device):
+    """Run a block with torch's global RNG (dropout) seeded, restoring the caller's RNG afterwards."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass
+class OptimConfig:
+    """Paper values for CamVid fine-tuning: SGD, lr 1e-3, momentum 0.95, weight decay 1e-4, clip 4."""
+
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.95
+    weight_decay: float = 1e-4
+    max_grad_norm: float = 4.0
+
+    def build(self, params) -> torch.optim.Optimizer:
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        if self.optimizer == "adam":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        raise ValueError(f"unknown optimizer '{self.optimizer}'; choose 'sgd' or 'adam'")
+
+
+@dataclass
+class EvalResult:
+    miou: float
+    per_class_iou: list[float]
+    confusion: torch.Tensor = field(repr=False)
+
+
+def random_crops(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    boxes: torch.Tensor,
+    crop_size: tuple[int, int],
+    generator: torch.Generator,
+    hflip: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop every sample at a random offset that keeps its box inside, then flip half of them.
+
+    images uint8 [B, 3, H, W], targets long [B, H, W], boxes long [B, 4] (y0, x0, y1, x1).
+    """
+    batch, _, height, width = images.shape
+    ch, cw = min(crop_size[0], height), min(crop_size[1], width)
+    boxes = boxes.cpu()
+    y_lo = (boxes[:, 2] - ch).clamp(min=0)
+    y_hi = boxes[:, 0].clamp(max=height - ch).clamp(min=y_lo)
+    x_lo = (boxes[:, 3] - cw).clamp(min=0)
+    x_hi = boxes[:, 1].clamp(max=width - cw).clamp(min=x_lo)
+    u = torch.rand(batch, 3, generator=generator)
+    y0 = y_lo + (u[:, 0] * (y_hi - y_lo + 1)).long().clamp(max=(y_hi - y_lo))
+    x0 = x_lo + (u[:, 1] * (x_hi - x_lo + 1)).long().clamp(max=(x_hi - x_lo))
+    rows = (y0[:, None] + torch.arange(ch)).to(images.device)
+    cols = (x0[:, None] + torch.arange(cw)).to(images.device)
+    flip = (u[:, 2] < 0.5).to(images.device) if hflip else torch.zeros(batch, dtype=torch.bool, device=images.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    b = torch.arange(batch, device=images.device)[:, None, None]
+    image_crops = images[b, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    target_crops = targets[b, rows[:, :, None], cols[:, None, :]]
+    return image_crops.contiguous(), target_crops
+
+
+class SegTrainer:
+    """Owns a network, its optimizer and the device; trains on masked samples and measures mIoU."""
+
+    def __init__(
+        self,
+        model: SegmentationNet,
+        num_classes: int,
+        ignore_index: int,
+        device: str | torch.device = "auto",
+        optim: OptimConfig | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int = 32,
+        freeze_bn: bool = True,
+    ):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.optim = optim or OptimConfig()
+        self.optimizer = self.optim.build(self.model.parameters())
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.freeze_bn = freeze_bn
+        self.amp = self.device.type == "cuda"
+
+    # ---- state -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def snapshot(self) -> dict:
+        """A deep copy of model + optimizer state, kept on the device for fast restores."""
+        return copy.deepcopy(self.state_dict())
+
+    # ---- inference ---------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Softmax [n, C, H, W] (float32, on the device) of uint8 images, in eval mode."""
+        self.model.eval()
+        out = []
+        for start in range(0, images.shape[0], self.eval_batch_size):
+            batch = normalize(images[start : start + self.eval_batch_size].to(self.device, non_blocking=True))
+            with self._autocast():
+                logits = self.model(batch)
+            out.append(logits.float().softmax(1))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> EvalResult:
+        """Exact mIoU over all non-ignored pixels of the set (one confusion matrix accumulated)."""
+        self.model.eval()
+        confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long, device=self.device)
+        for start in range(0, images.shape[0], self.eval_batch_size):
+            batch = normalize(images[start : start + self.eval_batch_size].to(self.device, non_blocking=True))
+            with self._autocast():
+                pred = self.model(batch).argmax(1)
+            target = labels[start : start + self.eval_batch_size].to(self.device, non_blocking=True)
+            confusion += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+        iou = iou_per_class(confusion)
+        return EvalResult(mean_iou(confusion), [float(v) for v in iou.cpu()], confusion)
+
+    # ---- training ----------------------------------------------------------------------
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.freeze_bn:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, images: torch.Tensor, max_images: int = 64) -> None:
+        """Re-estimate BatchNorm statistics exactly from full images with the current weights.
+
+        Running averages lag behind weights that change fast (training from scratch on a few
+        images), which makes eval-mode predictions collapse; a cumulative pass fixes that.
+        """
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+        self.model.train()
+        for start in range(0, min(max_images, images.shape[0]), self.eval_batch_size):
+            stop = min(start + self.eval_batch_size, max_images)
+            with self._autocast():
+                self.model(normalize(images[start:stop].to(self.device, non_blocking=True)))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        self.model.eval()
+
+    def train_batch(self, images: torch.Tensor, targets: torch.Tensor) -> float:
+        """One SGD step on uint8 images and long targets (ignore_index where unlabeled)."""
+        self._train_mode()
+        with self._autocast():
+            logits = self.model(normalize(images))
+        loss = F.cross_entropy(logits.float(), targets, ignore_index=self.ignore_index)
+        self.optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss) and bool((targets != self.ignore_index).any()):
+            loss.backward()
+            if self.optim.max_grad_norm:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
+            self.optimizer.step()
+        return float(loss.detach()) if torch.isfinite(loss) else 0.0
+
+    def train_epoch(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        sample_image: torch.Tensor,
+        sample_box: torch.Tensor,
+        crop_size: tuple[int, int],
+        generator: torch.Generator,
+    ) -> float:
+        """One pass over samples (image index, box) in random order; returns the mean loss.
+
+        images uint8 [n, 3, H, W] and targets long [n, H, W] may live on the device already.
+        """
+        order = torch.randperm(sample_image.shape[0], generator=generator)
+        losses = []
+        for start in range(0, order.numel(), self.batch_size):
+            pick = order[start : start + self.batch_size]
+            idx = sample_image[pick].to(images.device)
+            crops, crop_targets = random_crops(images[idx], targets[idx], sample_box[pick], crop_size, generator)
+            losses.append(self.train_batch(crops.to(self.device), crop_targets.to(self.device)))
+        return sum(losses) / max(len(losses), 1)
+
+    def fit(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        sample_image: torch.Tensor,
+        sample_box: torch.Tensor,
+        val_images: torch.Tensor,
+        val_labels: torch.Tensor,
+        crop_size: tuple[int, int],
+        generator: torch.Generator,
+        max_epochs: int = 50,
+        patience: int = 5,
+        progress=None,
+        checkpoint: str | os.PathLike | None = None,
+    ) -> dict:
+        """Train until the validation mIoU stops improving for ``patience`` epochs; keep the best weights.
+
+        With ``checkpoint`` the full loop state (weights, optimizer, best weights, RNG, history) is
+        written atomically after every epoch and picked up again if the file exists, so an
+        interrupted run resumes where it stopped.
+        """
+        loop = {"epoch": 0, "best_miou": -math.inf, "best_epoch": 0, "best_state": None, "stale": 0, "history": []}
+        if checkpoint is not None and os.path.exists(checkpoint):
+            saved = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            self.load_state_dict(saved["trainer"])
+            generator.set_state(saved["generator"])
+            loop = saved["loop"]
+        while loop["epoch"] < max_epochs and loop["stale"] < patience:
+            loop["epoch"] += 1
+            loss = self.train_epoch(images, targets, sample_image, sample_box, crop_size, generator)
+            if not self.freeze_bn:
+                self.recalibrate_batchnorm(images)
+            result = self.evaluate(val_images, val_labels)
+            loop["history"].append({"epoch": loop["epoch"], "loss": loss, "val_miou": result.miou})
+            if progress is not None:
+                progress(loop["epoch"], loss, result.miou)
+            if result.miou > loop["best_miou"]:
+                loop.update(best_miou=result.miou, best_epoch=loop["epoch"], best_state=self.snapshot(), stale=0)
+            else:
+                loop["stale"] += 1
+            if checkpoint is not None:
+                atomic_save({"trainer": self.state_dict(), "generator": generator.get_state(), "loop": loop}, checkpoint)
+        if loop["best_state"] is not None:
+            self.load_state_dict(loop["best_state"])
+        return {"best_val_miou": loop["best_miou"], "best_epoch": loop["best_epoch"], "history": loop["history"]}
+

@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv
+from toy_env import ToyRegionEnv
+
+from agents import BatchDQN, RandomBaseline, RegionQNetwork, make_agent
+from agents.batch_dqn.policies import GATE_FEATURES
+from segal_env.layout import FeatureLayout
+
+SMALL_NET = dict(state_net_arch=[32, 16], state_embed_dim=16, candidate_net_arch=[64, 32])
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Two busy cores make torch's 2-thread BatchNorm ~40x slower; one thread keeps tests fast."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+def small_model(env=None, **kwargs) -> BatchDQN:
+    kwargs.setdefault("policy_kwargs", SMALL_NET)
+    kwargs.setdefault("buffer_size", 100)
+    return BatchDQN("RegionQPolicy", env if env is not None else ToyRegionEnv(), device="cpu", **kwargs)
+
+
+def sample_obs(env: ToyRegionEnv, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch of n observations (as a VecEnv would give)."""
+    env.reset(seed=seed)
+    observations = [env.reset()[0] for _ in range(n)]
+    return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+
+
+class CountCalls(BaseCallback):
+    def _on_step(self) -> bool:
+        return True
+
+
+@pytest.mark.filterwarnings("ignore:rich is experimental")
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_run(n_envs):
+    venv = DummyVecEnv([ToyRegionEnv] * n_envs)
+    model = small_model(venv, seed=0)
+    callback = CountCalls()
+    model.learn(24, callback=callback, progress_bar=True)
+    assert model.num_timesteps == 24
+    assert callback.n_calls == 24 // n_envs
+    assert model._n_updates > 0
+    actions, _ = model.predict(venv.reset(), deterministic=True)
+    assert actions.shape == (n_envs, 2) and actions.dtype.kind == "i"
+
+
+def test_default_network_is_the_papers_size():
+    """~0.4M parameters at CamVid sizes (S=240 state regions, C=11, no extras)."""
+    state_dim = 11 + 192
+    obs_space = spaces.Dict(
+        {
+            "state": spaces.Box(0, 1, (240, state_dim)),
+            "candidates": spaces.Box(0, 1, (24, 20, state_dim + 64)),
+            "action_mask": spaces.Box(0, 1, (24, 20)),
+        }
+    )
+    net = RegionQNetwork(obs_space, [256, 128], 128, [512, 256, 128], 64)
+    assert 0.35e6 < sum(p.numel() for p in net.parameters()) < 0.45e6
+
+
+def test_gate_columns_are_the_layouts_kl_histograms():
+    layout = FeatureLayout(11, ("entropy", "bald"))
+    assert layout.kl == slice(layout.candidate_dim - GATE_FEATURES, layout.candidate_dim)
+
+
+def test_network_is_shared_over_pools_and_candidates():
+    """Weights do not depend on K or N, and a candidate's Q does not depend on its position."""
+    model = small_model(seed=0)
+    obs = {k: th.as_tensor(v) for k, v in sample_obs(ToyRegionEnv(num_pools=3, pool_size=5), 2).items()}
+    q_net = model.q_net.eval()
+    q = q_net(obs)
+    assert q.shape == (2, 3, 5)
+    flipped = dict(obs, candidates=obs["candidates"].flip(1).flip(2))
+    th.testing.assert_close(q_net(flipped), q.flip(1).flip(2))
+
+
+def test_learns():
+    """Reward = mean signal of the picked candidates: greedy beats random on identical episodes."""
+    gains = []
+    for seed in range(3):
+        model = small_model(
+            seed=seed,
+            buffer_size=300,
+            gamma=0.5,
+            policy_kwargs=dict(SMALL_NET, optimizer_class=th.optim.Adam),
+        )
+        model.learn(300)
+        returns = {}
+        for name, agent in (("dqn", model), ("random", RandomBaseline(model.env.get_attr("feature_layout")[0], seed))):
+            eval_env = DummyVecEnv([ToyRegionEnv])
+            eval_env.seed(100 + seed)
+            returns[name], _ = evaluate_policy(agent, eval_env, n_eval_episodes=20, deterministic=True, warn=False)
+        gains.append(returns["dqn"] - returns["random"])
+    # random ~2.5 per 5-step episode, best possible ~3.9
+    assert min(gains) > 0.2 and np.mean(gains) > 0.5, gains
+
+
+def test_save_load(tmp_path):
+    model = small_model(seed=0)
+    model.learn(20)
+    obs = sample_obs(ToyRegionEnv(), 8)
+    before, _ = model.predict(obs, deterministic=True)
+    q_before = model.q_net.eval()({k: th.as_tensor(v) for k, v in obs.items()})
+    model.save(tmp_path / "model")
+    loaded = BatchDQN.load(tmp_path / "model", device="cpu")
+    after, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(before, after)
+    th.testing.assert_close(loaded.q_net({k: th.as_tensor(v) for k, v in obs.items()}), q_before)
+    assert loaded.exploration_rate == model.exploration_rate and loaded.gamma == model.gamma
+    # keeps training after loading
+    loaded.set_env(ToyRegionEnv())
+    loaded.learn(4, reset_num_timesteps=False)
+
+
+def test_load_with_other_pool_size(tmp_path):
+    """Train with N=4, evaluate with N=6 (the paper trains with N=20 and tests with N=10)."""
+    model = small_model(seed=0)
+    model.learn(10)
+    model.save(tmp_path / "model")
+    test_env = ToyRegionEnv(num_pools=3, pool_size=6)
+    agent = make_agent(tmp_path / "model", test_env, device="cpu")
+    assert isinstance(agent, BatchDQN)
+    actions, _ = agent.predict(test_env.reset(seed=0)[0], deterministic=True)
+    assert actions.shape == (3,)
+
+
+def test_deterministic():
+    def train(seed):
+        model = small_model(seed=seed)
+        model.learn(30)
+        return model
+
+    first, second, other = train(3), train(3), train(4)
+    for (name, p1), p2 in zip(first.policy.state_dict().items(), second.policy.state_dict().values()):
+        th.testing.assert_close(p1, p2, msg=name)
+    assert any(not th.equal(p1, p3) for p1, p3 in zip(first.q_net.parameters(), other.q_net.parameters()))
+    obs = sample_obs(ToyRegionEnv(), 6)
+    np.testing.assert_array_equal(first.predict(obs, deterministic=True)[0], second.predict(obs, deterministic=True)[0])
+
+
+def test_exploration_and_warmup_pick_only_valid_candidates():
+    env = ToyRegionEnv(pool_size=6, mask_prob=0.7)  # the env raises ValueError on a masked pick
+    model = small_model(env, seed=0, learning_starts=15, exploration_initial_eps=1.0, exploration_final_eps=1.0)
+    model.learn(30)
+    obs = sample_obs(ToyRegionEnv(pool_size=6, mask_prob=0.7), 50)
+    for deterministic in (True, False):
+        actions, _ = model.predict(obs, deterministic=deterministic)
+        picked = np.take_along_axis(obs["action_mask"], actions[..., None], axis=2)
+        assert (picked == 1).all()
+    model.num_timesteps = 0  # warm-up branch of _sample_action
+    model._last_obs = obs
+    actions, buffer_actions = model._sample_action(learning_starts=10, n_envs=50)
+    assert (np.take_along_axis(obs["action_mask"], actions[..., None], axis=2) == 1).all()
+    np.testing.assert_array_equal(actions, buffer_actions)
+
+
+def test_epsilon_schedule():
+    model = small_model()
+    assert model.epsilon(0) == pytest.approx(0.9)
+    assert model.epsilon(10) == pytest.approx(0.05 + 0.85 * np.exp(-1))
+    assert model.epsilon(1000) == pytest.approx(0.05)
+
+
+class FixedQ(th.nn.Module):
+    def __init__(self, values: list[float]):
+        super().__init__()
+        self.values = th.tensor(values)
+
+    def forward(self, obs):
+        return self.values.expand(obs["action_mask"].shape).clone()
+
+
+def test_td_target_ignores_masked_next_candidates():
+    model = small_model(gamma=0.5)
+    # online net prefers candidate 0, which is masked in the next pool -> argmax is candidate 2
+    model.q_net = FixedQ([5.0, 1.0, 3.0, 2.0])
+    model.q_net_target = FixedQ([100.0, 10.0, 20.0, 30.0])
+    next_obs = {
+        "state": th.zeros(2, 6, 3),
+        "candidates": th.zeros(2, 1, 4, 8),
+        "action_mask": th.tensor([[[0.0, 1.0, 1.0, 1.0]], [[1.0, 1.0, 1.0, 1.0]]]),
+    }
+    target = model.td_target(th.tensor([[1.0], [1.0]]), th.tensor([[0.0], [0.0]]), next_obs)
+    th.testing.assert_close(target, th.tensor([[1.0 + 0.5 * 20.0], [1.0 + 0.5 * 100.0]]))
+    terminal = model.td_target(th.tensor([[1.0], [2.0]]), th.tensor([[1.0], [1.0]]), next_obs)
+    th.testing.assert_close(terminal, th.tensor([[1.0], [2.0]]))
+
+
+def test_replay_buffer_save_load(tmp_path):
+    model = small_model(seed=0)
+    model.learn(12)
+    model.save_replay_buffer(tmp_path / "buffer")
+    fresh = small_model(seed=1)
+    fresh.load_replay_buffer(tmp_path / "buffer")
+    assert fresh.replay_buffer.pos == model.replay_buffer.pos == 12
+    for key, stored in model.replay_buffer.observations.items():
+        np.testing.assert_array_equal(fresh.replay_buffer.observations[key], stored)
+    np.testing.assert_array_equal(fresh.replay_buffer.actions, model.replay_buffer.actions)
+    np.testing.assert_array_equal(fresh.replay_buffer.rewards, model.replay_buffer.rewards)
+    fresh.learn(4, reset_num_timesteps=False)
+
+
+def test_tensorboard_logs(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = small_model(seed=0, tensorboard_log=str(tmp_path))
+    model.learn(20, log_interval=1)  # 4 episodes of 5 steps
+    event_files = list(tmp_path.rglob("events.out.tfevents.*"))
+    assert event_files
+    events = EventAccumulator(str(event_files[0].parent))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "rollout/exploration_rate", "rollout/final_miou", "rollout/ep_rew_mean"} <= tags
+    assert 0.2 <= events.Scalars("rollout/final_miou")[-1].value <= 0.3
+
+
+def test_rejects_other_action_spaces():
+    class DiscreteEnv(ToyRegionEnv):
+        def __init__(self):
+            super().__init__()
+            self.action_space = spaces.Discrete(4)
+
+    with pytest.raises(AssertionError, match="MultiDiscrete"):
+        small_model(DiscreteEnv())
+    with pytest.raises(ValueError, match="BatchNorm"):
+        small_model(batch_size=1)

@@ -1,0 +1,156 @@
+"""train.py end to end on a tiny synthetic env: outputs, resume, usage errors, other algorithms.
+
+Every run shares one module-scoped pre-training cache, so the starting networks are trained once.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
+
+import train  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("segal_cache")
+
+
+def tiny_env_kwargs(cache_dir: Path, num_pools: int | None = 4) -> list[str]:
+    """4 pools of 3 candidates, 16-region budget (4 steps), 48x64 images, 1 pre-training epoch."""
+    kwargs = [
+        "budget=16",
+        "pool_size=3",
+        "pretrain_epochs=1",
+        "mc_samples=2",
+        "batch_size=4",
+        f"cache_dir={cache_dir}",
+        'dataset_kwargs={"n_train": 40, "n_val": 8, "n_test": 8, "height": 48, "width": 64}',
+        'role_sizes={"d_s": 2, "d_t": 12}',
+    ]
+    if num_pools is not None:
+        kwargs.append(f"num_pools={num_pools}")
+    return ["--env-kwargs", *kwargs]
+
+
+def run(tmp_path: Path, cache_dir: Path, *options: str, num_pools: int | None = 4, name: str = "run") -> dict:
+    return train.main(["--out", str(tmp_path / name), *tiny_env_kwargs(cache_dir, num_pools), *options])
+
+
+def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys):
+    comparison = run(tmp_path, cache_dir, "--timesteps", "8", "--eval-episodes", "2", "--checkpoint-freq", "4")
+    out = tmp_path / "run"
+    assert (out / "model.zip").is_file()
+    assert list((out / "tb").rglob("events.out.tfevents.*")), "no tensorboard event file"
+    assert (out / "checkpoints" / "BatchDQN_8_steps.zip").is_file()
+    assert (out / "checkpoints" / "BatchDQN_replay_buffer_4_steps.pkl").is_file()
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["algo"] == "BatchDQN" and config["policy"] == "RegionQPolicy"
+    assert config["env_id"] == "SegAL-Synthetic-v0"
+    assert config["env_kwargs"]["budget"] == 16 and config["env_kwargs"]["role_sizes"] == {"d_s": 2, "d_t": 12}
+    assert config["env_resolved"]["steps_per_episode"] == 4
+    assert config["total_timesteps"] == 8 and config["num_timesteps"] == 8
+
+    saved = json.loads((out / "comparison.json").read_text())
+    assert saved == json.loads(json.dumps(comparison))
+    assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy"]
+    assert comparison["seeds"] == [train.DEFAULT_EVAL_SEED, train.DEFAULT_EVAL_SEED + 1]
+    assert comparison["eval_env_kwargs"]["mode"] == "test"
+    for row in comparison["policies"].values():
+        for key in ("final_miou", "test_miou"):
+            assert len(row[key]["values"]) == 2 and all(0.0 <= v <= 1.0 for v in row[key]["values"])
+        assert len(row["return"]["values"]) == 2
+    table = (out / "comparison.md").read_text()
+    assert "| BatchDQN |" in table and "| entropy |" in table and "test mIoU" in table
+    assert "| random |" in capsys.readouterr().out
+
+
+def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir):
+    run(tmp_path, cache_dir, "--timesteps", "4", "--checkpoint-freq", "4", "--no-compare", "--no-progress-bar")
+    assert (tmp_path / "run" / "checkpoints" / "BatchDQN_4_steps.zip").is_file()
+    result = run(
+        tmp_path, cache_dir, "--timesteps", "12", "--checkpoint-freq", "4", "--resume", "--no-compare", "--no-progress-bar"
+    )
+    assert result == {}
+    out = tmp_path / "run"
+    config = json.loads((out / "config.json").read_text())
+    assert config["resumed_from"].endswith("BatchDQN_4_steps.zip")
+    assert config["num_timesteps"] == 12  # same total, not 4 + 12
+    assert not (out / "checkpoints" / "BatchDQN_16_steps.zip").exists()
+    # the buffer saved at 12 steps holds the 4 steps of the first run + the 8 new ones
+    with open(out / "checkpoints" / "BatchDQN_replay_buffer_12_steps.pkl", "rb") as handle:
+        buffer = pickle.load(handle)
+    assert buffer.pos == 12
+    assert len(list((out / "tb").iterdir())) == 1, "a resumed run keeps logging into the same tensorboard run"
+
+
+def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(tmp_path, cache_dir, "--timesteps", "4", "--resume")
+    assert exit_info.value.code == 2
+    assert "--resume: no BatchDQN checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--algo", "SAC"], "unknown algorithm 'SAC'; choose from BatchDQN"),
+        (["--env", "CartPole-v1"], "registered SegAL envs: SegAL-CamVid-v0"),
+        (["--env-kwargs", "budget"], "--env-kwargs: expected KEY=VALUE"),
+        (["--env-kwargs", "budgett=16"], "unknown env keyword(s) ['budgett']"),
+        (["--algo-kwargs", "gama=0.9"], "unknown BatchDQN keyword(s) ['gama']"),
+        (["--algo", "DQN", "--env-kwargs", "num_pools=4"], "needs num_pools=1"),
+        (["--timesteps", "8", "--episodes", "2"], "not allowed with argument"),
+        (["--env-kwargs", "budget=15", "num_pools=4"], "not a multiple of num_pools"),
+    ],
+)
+def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--out", str(tmp_path / "run"), "--env-kwargs", f"cache_dir={cache_dir}", *options])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parse_key_values():
+    parsed = train.parse_key_values(["a=1", "b=[45,40]", "c=../data", "d=0.5", "e=true", 'f={"x": 1}'], "--x")
+    assert parsed == {"a": 1, "b": [45, 40], "c": "../data", "d": 0.5, "e": True, "f": {"x": 1}}
+    with pytest.raises(ValueError, match="given twice"):
+        train.parse_key_values(["a=1", "a=2"], "--x")
+
+
+def test_dqn_gets_one_pool(tmp_path, cache_dir):
+    comparison = run(
+        tmp_path, cache_dir, "--algo", "DQN", "--timesteps", "16", "--eval-episodes", "1",
+        "--algo-kwargs", "learning_starts=4", "--no-progress-bar", num_pools=None,
+    )
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["env_kwargs"]["num_pools"] == 1 and config["env_resolved"]["num_pools"] == 1
+    assert config["algo_kwargs_used"]["learning_starts"] == 4
+    assert comparison["eval_env"]["num_pools"] == 1
+    assert list(comparison["policies"]) == ["DQN", "random", "entropy"]
+
+
+@pytest.mark.parametrize("algo", ["PPO", "MaskablePPO"])
+def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
+    comparison = run(tmp_path, cache_dir, "--algo", algo, "--episodes", "2", "--eval-episodes", "1", "--no-progress-bar")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["policy"] == "MultiInputPolicy" and config["total_timesteps"] == 8 and config["num_timesteps"] >= 8
+    assert config["algo_kwargs_used"]["n_steps"] == 8
+    assert list(comparison["policies"])[0] == algo
+    assert comparison["eval_env"]["pool_size"] == 3 and comparison["eval_env"]["num_pools"] == 4

@@ -1,0 +1,67 @@
+import torch
+
+from segal_env.models import build_model
+from segal_env.regions import LabeledRegions, RegionGrid
+from segal_env.trainer import OptimConfig, SegTrainer, random_crops
+
+
+def _trainer(seed=0):
+    torch.manual_seed(seed)
+    model = build_model("lraspp_mobilenet_v3", num_classes=3, dropout=0.0)
+    return SegTrainer(model, 3, 255, device="cpu", optim=OptimConfig(lr=0.01), batch_size=2)
+
+
+def test_pixels_outside_labeled_regions_contribute_nothing():
+    grid = RegionGrid((32, 32), (16, 16))
+    labeled = LabeledRegions(grid, num_images=2)
+    labeled.mark(torch.tensor([0, 7]))
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    labels_a = torch.randint(0, 3, (2, 32, 32), dtype=torch.uint8)
+    labels_b = torch.where(labeled.pixel_mask(), labels_a, (labels_a + 1) % 3)  # differs only outside
+    index = torch.arange(2)
+    grads = []
+    for labels in (labels_a, labels_b, (labels_a + 1) % 3):
+        trainer = _trainer()
+        trainer.train_batch(images, labeled.masked_labels(labels, index, 255))
+        grads.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
+    assert torch.equal(grads[0], grads[1])
+    assert not torch.equal(grads[0], grads[2])  # a change inside the labeled regions does matter
+
+
+def test_all_ignore_target_leaves_weights_unchanged():
+    trainer = _trainer()
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss = trainer.train_batch(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.full((2, 32, 32), 255))
+    assert loss == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+def test_random_crops_contain_the_region_and_keep_pixels_aligned():
+    full = torch.arange(20 * 30).view(20, 30)
+    images = (full % 256).to(torch.uint8).expand(4, 3, 20, 30).contiguous()
+    targets = images[:, 0].long()
+    boxes = torch.tensor([[0, 0, 5, 5], [15, 25, 20, 30], [5, 10, 10, 20], [0, 0, 20, 30]])
+    generator = torch.Generator().manual_seed(1)
+    crops, crop_targets = random_crops(images, targets, boxes, (8, 12), generator)
+    assert crops.shape == (4, 3, 8, 12) and crop_targets.shape == (4, 8, 12)
+    assert torch.equal(crops[:, 0].long(), crop_targets)  # image and mask cropped and flipped together
+    for b in range(3):  # every pixel of the box appears in the crop
+        values = set((full[boxes[b, 0] : boxes[b, 2], boxes[b, 1] : boxes[b, 3]] % 256).flatten().tolist())
+        assert values <= set(crop_targets[b].flatten().tolist())
+
+
+def test_fit_improves_on_a_learnable_task_and_keeps_best():
+    torch.manual_seed(0)
+    images = torch.zeros(8, 3, 64, 64, dtype=torch.uint8)
+    labels = torch.zeros(8, 64, 64, dtype=torch.long)
+    images[:, :, :, 32:] = 255  # right half bright = class 1
+    labels[:, :, 32:] = 1
+    model = build_model("lraspp_mobilenet_v3", 2)
+    trainer = SegTrainer(model, 2, 255, "cpu", OptimConfig("adam", 1e-2), batch_size=4, freeze_bn=False)
+    start = trainer.evaluate(images, labels).miou
+    boxes = torch.tensor([[0, 0, 64, 64]]).expand(8, 4)
+    generator = torch.Generator().manual_seed(0)
+    report = trainer.fit(images, labels, torch.arange(8), boxes, images, labels, (64, 64), generator, max_epochs=15, patience=15)
+    after = trainer.evaluate(images, labels).miou
+    assert after > start and after > 0.9
+    assert abs(after - report["best_val_miou"]) < 1e-9
