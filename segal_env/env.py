@@ -69,7 +69,7 @@ class SegALEnv(gym.Env):
         model: str | None = None,
         dropout: float = 0.5,
         pretrained_backbone: bool = False,
-        finetune: str = "step",
+        finetune: str | None = None,
         finetune_epochs: int = 1,
         lr: float | None = None,
         momentum: float = 0.95,
@@ -98,6 +98,7 @@ class SegALEnv(gym.Env):
             raise ValueError(f"unknown dataset '{dataset}'; choose from {sorted(PRESETS)}")
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{mode}'")
+        finetune = finetune or preset_value(dataset, "finetune", mode)
         if finetune not in ("step", "all"):
             raise ValueError(f"finetune must be 'step' (regions labeled this step, the paper) or 'all', got '{finetune}'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
