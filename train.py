@@ -44,9 +44,12 @@ from segal_env.storage import atomic_write_json, atomic_write_text
 
 DEFAULT_ENV = "SegAL-Synthetic-v0"
 DEFAULT_ALGO = "BatchDQN"
-# Sized for ~10 minutes of `python train.py` on 2 CPU cores with a warm pre-training cache
-# (see docs/train.md): 40 episodes of the synthetic env's 10 AL steps.
-DEFAULT_TIMESTEPS = 400
+# Sized for ~10 minutes of `python train.py` on 2 free CPU cores with a warm pre-training cache
+# (docs/train.md): a synthetic env step cost ~1.3 s there (test-mode steps ~1.7 s with the final
+# test evaluation), so 20 episodes of 10 AL steps (~4.5 min) plus the comparison (3 policies x 3
+# test episodes of 20 steps, ~5 min). Raise it (--timesteps/--episodes) when time allows: the
+# paper trains for 100 episodes.
+DEFAULT_TIMESTEPS = 200
 DEFAULT_EVAL_EPISODES = 3
 DEFAULT_EVAL_SEED = 10_000
 BASELINES_TO_COMPARE = ("random", "entropy")

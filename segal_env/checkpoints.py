@@ -20,7 +20,7 @@ from .models import SegmentationNet
 from .storage import atomic_save
 from .trainer import OptimConfig, SegTrainer, seeded_torch
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: start networks pre-trained on whole images
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
@@ -49,7 +49,12 @@ def pretrain(
     optim: OptimConfig | None = None,
     progress=None,
 ) -> dict:
-    """Supervised training on fully labeled images with early stopping on val mIoU; returns the report."""
+    """Supervised training on fully labeled images with early stopping on val mIoU; returns the report.
+
+    ``crop_size`` should be the whole image: measured on the synthetic set, 64x64 crops left the
+    start network unable to tell sky from building (it needs the image context) and early-stopped at
+    mIoU 0.17, where whole images reach 0.4+.
+    """
     trainer = SegTrainer(
         model,
         train_set.num_classes,

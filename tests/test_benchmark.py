@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,8 +144,26 @@ def test_out_folder_of_another_configuration_is_refused(tmp_path, cache_dir, cap
     args = tiny_args(out, cache_dir, "--no-plots", seeds=1)
     (out / "runs").mkdir(parents=True)
     (out / "benchmark.json").write_text(json.dumps({"config": {"env_id": "other"}}))
+    stored = fake_record("random", "random", 0, [0.3, 0.4, 0.5], [[1, 1]] * 3)  # a finished run of that configuration
+    (out / "runs" / "random__seed0.json").write_text(json.dumps(stored))
     assert main(args) == 2
     assert "another configuration" in capsys.readouterr().err
+    assert json.loads((out / "runs" / "random__seed0.json").read_text()) == stored  # untouched
+
+
+def test_changed_env_defaults_are_not_mixed_with_old_results(serial_out, tmp_path, cache_dir, capsys):
+    """Same user kwargs, but the env's effective settings differ from the stored ones (e.g. a new preset)."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    stored = json.loads((out / "runs" / "random__seed0.json").read_text())
+    assert stored["env_resolved"]["num_pools"] == 4 and stored["env_resolved"]["lr"] is not None
+    stored["env_resolved"]["lr"] = 0.123  # as if produced under another preset
+    (out / "runs" / "random__seed0.json").write_text(json.dumps(stored))
+    (out / "runs" / "bald__seed1.json").unlink()  # something left to run
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    err = capsys.readouterr().err
+    assert "effective settings changed" in err and "lr: 0.123 ->" in err
+    assert not (out / "runs" / "bald__seed1.json").exists()
 
 
 # ---- errors ------------------------------------------------------------------------------------------

@@ -18,18 +18,22 @@ def test_factory_lists_models_on_unknown_name():
     assert {"lraspp_mobilenet_v3", "fcn_resnet50", "deeplabv3_resnet50", "fpn_resnet50"} <= set(MODELS)
 
 
-def test_mc_dropout_samples_differ_but_encoder_runs_once():
+def test_mc_dropout_bald_runs_the_encoder_once_and_is_zero_without_dropout():
     torch.manual_seed(0)
     model = build_model("lraspp_mobilenet_v3", num_classes=4, dropout=0.5).eval()
+    with torch.no_grad():  # confident logits, so that dropout draws visibly disagree
+        model.low_classifier.weight.mul_(50)
+        model.high_classifier.weight.mul_(50)
     calls = []
     model.backbone.register_forward_hook(lambda *args: calls.append(1))
     x = torch.randn(2, 3, 64, 64)
-    mc = model.mc_probabilities(x, samples=5)
-    assert mc.shape[:3] == (5, 2, 4)
+    mi = model.mc_mutual_information(x, samples=5)
+    assert mi.shape[0] == 2 and mi.ndim == 3
     assert len(calls) == 1
-    assert not torch.allclose(mc[0], mc[1])
-    assert torch.allclose(mc.sum(2), torch.ones_like(mc.sum(2)), atol=1e-5)
+    assert (mi >= 0).all() and mi.max() > 1e-2  # dropout draws disagree somewhere
     assert not model.training and not model.dropout.training  # eval mode restored
+    model.dropout.p = 0.0
+    assert torch.allclose(model.mc_mutual_information(x, samples=3), torch.zeros_like(mi), atol=1e-5)
 
 
 def test_eval_mode_is_deterministic():

@@ -233,14 +233,23 @@ class RayBackend(Backend):
         self._owns_cluster = False
         if not ray.is_initialized():
             if address in (None, "", "local"):
-                # "local" always starts a fresh instance (address=None could join another user's cluster)
+                # "local" always starts a fresh instance (address=None could join another user's cluster).
+                # _node_ip_address asks for loopback; note that Ray (2.60) maps it back to the node's own IP
+                # and its gRPC servers may still listen on every interface (guarded by Ray's token auth)
                 ray.init(
                     address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                     _node_ip_address="127.0.0.1", logging_level="warning", log_to_driver=False,
                 )
                 self._owns_cluster = True
             else:
-                ray.init(address=address, logging_level="warning", log_to_driver=False)
+                try:
+                    ray.init(address=address, logging_level="warning", log_to_driver=False)
+                except Exception as error:  # noqa: BLE001 - ConnectionError, AuthenticationError, ...
+                    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+                    raise RuntimeError(
+                        f"could not connect to the Ray cluster at {address!r}: {lines[-1] if lines else type(error).__name__}"
+                        " (is the cluster running, the address right, and its auth token available, e.g. RAY_AUTH_TOKEN?)"
+                    ) from error
         options = {"num_cpus": self.cpus_per_task, "num_gpus": self.gpus_per_task, "max_retries": 0}
         self._run_task = ray.remote(_ray_task).options(**options)
         self._describe_task = ray.remote(_ray_describe).options(**options)

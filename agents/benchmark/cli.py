@@ -6,7 +6,6 @@ import argparse
 import datetime as _dt
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from agents.benchmark.runner import (
     RunSpec,
     comparable_config,
     file_sha256,
+    resolved_differences,
     is_complete,
     result_path,
     sanitize_label,
@@ -52,18 +52,18 @@ CPU_DEFAULTS = {
 
 # --quick: a smoke-sized benchmark that finishes in a few minutes on a 2-core CPU
 QUICK = {
+    # the preset data set and roles (a starting network weak enough that labels still help, strong
+    # enough that they do: ~25% test mIoU), fewer train images, pre-training capped at 20 epochs
+    # (about a minute, once: cached), 6 candidates per pool, 4 MC-dropout samples for BALD
     "synthetic": {
-        "env_kwargs": {
-            "dataset_kwargs": {"n_train": 80, "n_val": 16, "n_test": 32},
-            "role_sizes": {"d_s": 4, "d_t": 16},
-            "pool_size": 6, "num_pools": 8, "pretrain_epochs": 8, "pretrain_patience": 3, "mc_samples": 4,
-        },
+        "env_kwargs": {"dataset_kwargs": {"n_train": 120}, "num_pools": 8, "pool_size": 6, "pretrain_epochs": 20,
+                       "mc_samples": 4},
         "budgets": [16, 32, 48, 64],
         "seeds": 2,
     },
     "camvid": {
         "env_kwargs": {"scale": 0.25, "region_size": [18, 20], "num_pools": 12, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30}, "pretrain_epochs": 8, "mc_samples": 4},
+                       "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30}, "pretrain_epochs": 20, "mc_samples": 4},
         "budgets": [24, 48, 72],
         "seeds": 2,
     },
@@ -325,6 +325,10 @@ def prepare_out(config: Config) -> dict:
     manifest = {}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
+        from agents.benchmark.aggregate import load_results
+
+        if manifest.get("config") != wanted and not load_results(out):
+            manifest = {"config": wanted}  # no result of the old configuration to protect (e.g. it failed to prepare)
         if manifest.get("config") != wanted:
             raise UsageError(
                 f"{out} holds results of another configuration:\n  stored:    {json.dumps(manifest.get('config'), sort_keys=True)}\n"
@@ -335,11 +339,14 @@ def prepare_out(config: Config) -> dict:
     for leftover in runs_dir.glob(".*.json.*.tmp"):  # torn writes of a killed process (atomic_write_json temp files)
         leftover.unlink(missing_ok=True)
     policies = {**manifest.get("policies", {}), **config.policies}
+    order = [p for p in manifest.get("policy_order", []) if p in policies]
+    order += [p for p in config.policies if p not in order]
+    order += sorted(p for p in policies if p not in order)
     seeds = sorted(set(manifest.get("seeds", [])) | set(config.seeds))
     manifest = {
         "schema_version": SCHEMA_VERSION, "kind": "segal-benchmark", "config": wanted, "env_id": config.env_id,
         "env_kwargs": config.env_kwargs, "budgets": config.budgets, "final_training": config.final_training,
-        "policies": policies, "seeds": seeds, "notes": config.notes,
+        "policies": policies, "policy_order": order, "seeds": seeds, "notes": config.notes,
         "updated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(manifest, manifest_path)
@@ -370,6 +377,20 @@ def split_finished(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list
         else:
             pending.append(spec)
     return finished, pending
+
+
+def check_resolved(finished: list[RunSpec], out: Path, current: dict) -> None:
+    """Refuse to add runs to results of an env whose effective settings have changed since (new preset
+    defaults, another starting network): the user kwargs alone would not notice."""
+    for spec in finished:
+        record = json.loads(result_path(out, spec).read_text())
+        differences = resolved_differences(record.get("env_resolved"), current)
+        if differences:
+            listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differences.items())
+            raise UsageError(
+                f"the environment's effective settings changed since {result_path(out, spec)} was produced ({listed}); "
+                "finished and new runs would not be comparable: use another --out, or pin the settings with --env-kwargs"
+            )
 
 
 # ---- main ------------------------------------------------------------------------------------------
@@ -431,7 +452,7 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     if args.aggregate_only:
         manifest_path = config.out / "benchmark.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        summary = aggregate(config.out, args, console, manifest.get("notes"), list(manifest.get("policies", {})),
+        summary = aggregate(config.out, args, console, manifest.get("notes"), manifest.get("policy_order", list(manifest.get("policies", {}))),
                             plots=not args.no_plots)
         return 0 if summary else 1
     for note in config.notes:
@@ -448,15 +469,28 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     )
     failures: dict[str, str] = {}
     if pending:
-        backend = make_backend(
-            workers=args.workers, ray_address=False if args.ray is None else args.ray,
-            ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, device=config.device, local_ray_cpus=args.ray_num_cpus,
-        )
+        try:
+            backend = make_backend(
+                workers=args.workers, ray_address=False if args.ray is None else args.ray,
+                ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus, device=config.device, local_ray_cpus=args.ray_num_cpus,
+            )
+        except RuntimeError as error:  # Ray missing or unreachable
+            raise UsageError(str(error)) from None
         with backend:
             console.print("[benchmark] preparing the environment (pre-trains the starting network once if it is not cached)...",
                           markup=False)
-            description = backend.describe(pending[0], [(label, source) for label, source in config.policies.items()
-                                                        if label in {s.policy for s in pending}])
+            try:
+                description = backend.describe(pending[0], [(label, source) for label, source in config.policies.items()
+                                                            if label in {s.policy for s in pending}])
+            except Exception as error:  # noqa: BLE001 - a configuration problem: say so without a traceback
+                import traceback
+
+                atomic_write_text(traceback.format_exc(), config.out / "errors" / "prepare.txt")
+                raise UsageError(f"could not prepare {config.env_id} with {json.dumps(config.env_kwargs, sort_keys=True)}: "
+                                 f"{str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__} "
+                                 f"(traceback in {config.out}/errors/prepare.txt)") from None
+            (config.out / "errors" / "prepare.txt").unlink(missing_ok=True)
+            check_resolved(finished, config.out, description["resolved"])
             steps = max(config.budgets) // description["num_pools"]
             console.print(f"[benchmark] {len(description['class_names'])} classes, K={description['num_pools']} pools of "
                           f"N={description['pool_size']}, {steps} steps per run, start D_R mIoU "
@@ -474,7 +508,7 @@ def _main(args: argparse.Namespace, console: Console) -> int:
                     progress.failed(spec, error)
 
                 backend.run(pending, progress.event, on_result, on_error)
-    summary = aggregate(config.out, args, console, manifest.get("notes"), list(manifest.get("policies", {})),
+    summary = aggregate(config.out, args, console, manifest.get("notes"), manifest.get("policy_order", list(manifest.get("policies", {}))),
                         plots=not args.no_plots)
     if failures:
         console.print(f"[benchmark] {len(failures)} run(s) failed: {sorted(failures)}; tracebacks in {config.out}/errors/. "

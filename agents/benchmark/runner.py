@@ -153,9 +153,50 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
             "pool_size": int(getattr(base, "pool_size", 0)),
             "start_reward_set_miou": float(info["miou"]),
             "device": str(getattr(base, "device", spec.device)),
+            "resolved": resolved_env(base, float(info["miou"])),
         }
     finally:
         env.close()
+
+
+# effective env settings recorded with every result: user kwargs alone do not pin them (the presets
+# fill in everything left at None and may change between versions), so a resumed benchmark compares
+# them before mixing old and new runs
+RESOLVED_ATTRIBUTES = {
+    "model": "_model_name", "finetune": "finetune", "finetune_epochs": "finetune_epochs", "lr": "_optim.lr",
+    "num_pools": "num_pools", "pool_size": "pool_size", "budget": "budget", "region_size": "grid.region_size",
+    "crop_size": "crop_size", "extra_features": "layout.extras", "mc_samples": "mc_samples", "start_set": "start_set",
+    "reward_scale": "reward_scale", "final_max_epochs": "final_max_epochs", "final_patience": "final_patience",
+}
+
+
+def resolved_env(base, start_reward_set_miou: float) -> dict:
+    """The env's effective settings (None where an attribute is missing) and its starting D_R mIoU,
+    a fingerprint of the cached starting network."""
+    resolved = {}
+    for key, path in RESOLVED_ATTRIBUTES.items():
+        value = base
+        for part in path.split("."):
+            value = getattr(value, part, None)
+        resolved[key] = list(value) if isinstance(value, tuple) else value
+    resolved["start_reward_set_miou"] = float(start_reward_set_miou)
+    return resolved
+
+
+def resolved_differences(stored: dict | None, current: dict, tolerance: float = 1e-3) -> dict:
+    """key -> (stored, current) for settings that differ; floats within ``tolerance`` are equal (the
+    starting mIoU may move in the last digits between devices)."""
+    if not stored:
+        return {}
+    differences = {}
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, float) and isinstance(b, float):
+            if abs(a - b) > tolerance:
+                differences[key] = (a, b)
+        elif a != b:
+            differences[key] = (a, b)
+    return differences
 
 
 def _versions() -> dict:
@@ -247,6 +288,7 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             "num_pools": num_pools,
             "pool_size": int(getattr(base, "pool_size", 0)),
             "start": {"reward_set_miou": start_miou},
+            "env_resolved": resolved_env(base, start_miou),
             "entries": entries,
             "trace": trace,
             "wall_time_s": time.perf_counter() - wall0,
