@@ -398,13 +398,17 @@ class SegALEnv(gym.Env):
         pick = self.np_random.choice(earlier.numel(), min(earlier.numel(), chosen.numel()), replace=False)
         return torch.cat([chosen, earlier[torch.as_tensor(pick, dtype=torch.long, device=earlier.device)]])
 
-    def _train_on_regions(self, region_ids: torch.Tensor, generator: torch.Generator) -> None:
-        """One epoch over crops that contain the given regions; targets are ignore outside labeled regions."""
+    def _region_samples(self, region_ids: torch.Tensor):
+        """Training samples for regions: (images, masked targets) of their distinct images, each region's image slot and box."""
         image_ids = torch.div(region_ids, self.grid.per_image, rounding_mode="floor")
         unique, position = torch.unique(image_ids, return_inverse=True)
         targets = self.labeled.masked_labels(self._pool_labels[unique], unique, self.ignore_index)
         boxes = self.grid.boxes(region_ids % self.grid.per_image)
-        self.trainer.train_epoch(self._pool_images[unique], targets, position.cpu(), boxes.cpu(), self.crop_size, generator)
+        return self._pool_images[unique], targets, position.cpu(), boxes.cpu()
+
+    def _train_on_regions(self, region_ids: torch.Tensor, generator: torch.Generator) -> None:
+        """One epoch over crops that contain the given regions; targets are ignore outside labeled regions."""
+        self.trainer.train_epoch(*self._region_samples(region_ids), self.crop_size, generator)
 
     def _state_rows(self, probs: torch.Tensor) -> np.ndarray:
         rows, _ = base_region_features(probs, self.grid)
@@ -455,13 +459,9 @@ class SegALEnv(gym.Env):
         test = self.roles.test
         snapshot = self.trainer.snapshot() if self.final_training else None
         if self.final_training:
-            ids = self.labeled.labeled_ids()
-            image_ids = torch.div(ids, self.grid.per_image, rounding_mode="floor")
-            unique, position = torch.unique(image_ids, return_inverse=True)
-            targets = self.labeled.masked_labels(self._pool_labels[unique], unique, self.ignore_index)
             with seeded_torch(seed, self.device):
                 self.trainer.fit(
-                    self._pool_images[unique], targets, position.cpu(), self.grid.boxes(ids % self.grid.per_image).cpu(),
+                    *self._region_samples(self.labeled.labeled_ids()),
                     self._reward_images, self._reward_labels, self.crop_size, torch.Generator().manual_seed(seed),
                     max_epochs=self.final_max_epochs, patience=self.final_patience,
                 )
