@@ -254,7 +254,7 @@ class SegALEnv(gym.Env):
         else:
             start = self.roles.d_s if self.start_set == "d_s" else self.roles.d_t
             state, self.start_report = load_or_pretrain(
-                self._checkpoint_description, build, start, self.roles.d_r, pool_set.image_size, dev,
+                self._checkpoint_description, build, start, self.roles.d_r, dev,
                 self._pretrain, self._cache_dir, self.verbose,
             )
             model = build()
