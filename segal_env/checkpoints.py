@@ -20,7 +20,7 @@ from .models import SegmentationNet
 from .storage import atomic_save
 from .trainer import OptimConfig, SegTrainer, seeded_torch
 
-CACHE_VERSION = 2  # 2: start networks pre-trained on whole images
+CACHE_VERSION = 3  # 2: start networks pre-trained on whole images; 3: channels-last, MaskDropout
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:

@@ -22,7 +22,7 @@ from .checkpoints import load_or_pretrain
 from .data import ALRoles, load_splits, make_roles
 from .features import base_region_features, candidate_rows, extra_region_features
 from .layout import FeatureLayout
-from .models import build_model, normalize
+from .models import build_model
 from .presets import PRESETS, preset_value
 from .regions import LabeledRegions, RegionGrid
 from .render import render_state
@@ -31,7 +31,8 @@ from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch
 DEFAULT_EXTRAS = ("entropy", "margin", "confidence", "bald")
 FINETUNE_SCHEDULES = {
     "step": "one epoch over the regions labeled at this step (the paper)",
-    "replay": "this step's regions plus as many earlier labeled regions drawn at random (constant cost, no forgetting)",
+    "replay": "this step's regions plus as many samples drawn at random from the earlier labeled regions and the "
+    "start set's images (constant cost; keeps what the start network learned)",
     "all": "one epoch over every labeled region (cost grows with the budget)",
 }
 
@@ -97,17 +98,18 @@ class SegALEnv(gym.Env):
         dropout: float = 0.5,
         pretrained_backbone: bool = False,
         finetune: str | None = None,
-        finetune_epochs: int = 1,
+        finetune_epochs: int | None = None,
+        optimizer: str | None = None,
         lr: float | None = None,
         momentum: float = 0.95,
         weight_decay: float = 1e-4,
         max_grad_norm: float = 4.0,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         crop_size: tuple[int, int] | list[int] | None = None,
         extra_features: tuple[str, ...] | list[str] = DEFAULT_EXTRAS,
         mc_samples: int = 20,
         start_set: str | None = None,
-        pretrain_epochs: int = 60,
+        pretrain_epochs: int | None = None,
         pretrain_patience: int = 10,
         pretrain_lr: float | None = None,
         checkpoint_seed: int = 0,
@@ -139,7 +141,7 @@ class SegALEnv(gym.Env):
         self.dataset = dataset
         self.reward_scale = float(reward_scale)
         self.finetune = finetune
-        self.finetune_epochs = int(finetune_epochs)
+        self.finetune_epochs = int(finetune_epochs or preset_value(dataset, "finetune_epochs", mode))
         self.mc_samples = int(mc_samples)
         self.final_training = bool(final_training)
         self.final_max_epochs, self.final_patience = int(final_max_epochs), int(final_patience)
@@ -194,11 +196,12 @@ class SegALEnv(gym.Env):
         model = model or preset_value(dataset, "model", mode)
         self._model_name, self._dropout, self._pretrained = model, float(dropout), bool(pretrained_backbone)
         self._optim = OptimConfig(
-            "sgd", lr if lr is not None else preset_value(dataset, "lr", mode), momentum, weight_decay, max_grad_norm
+            optimizer or preset_value(dataset, "optimizer", mode),
+            lr if lr is not None else preset_value(dataset, "lr", mode), momentum, weight_decay, max_grad_norm,
         )
-        self._batch_size = int(batch_size)
+        self._batch_size = int(batch_size or preset_value(dataset, "batch_size", mode))
         self._pretrain = dict(
-            max_epochs=int(pretrain_epochs),
+            max_epochs=int(pretrain_epochs or preset_value(dataset, "pretrain_epochs", mode)),
             patience=int(pretrain_patience),
             seed=int(checkpoint_seed),
             lr=float(pretrain_lr if pretrain_lr is not None else preset_value(dataset, "pretrain_lr", mode)),
@@ -247,6 +250,10 @@ class SegALEnv(gym.Env):
         def build():
             return build_model(self._model_name, self.num_classes, self._dropout, self._pretrained)
 
+        start_images = {"d_s": self.roles.d_s, "d_t": self.roles.d_t}.get(self.start_set)
+        keep = self.finetune == "replay" and start_images is not None  # replayed by the "replay" schedule
+        self._start_images = start_images.images.to(dev) if keep else self._pool_images[:0]
+        self._start_labels = start_images.labels.to(dev) if keep else self._pool_labels[:0]
         if self.start_set == "none":
             with seeded_torch(self._pretrain["seed"], torch.device("cpu")):
                 model = build()
@@ -296,10 +303,11 @@ class SegALEnv(gym.Env):
         step_seed = int(self.np_random.integers(2**31 - 1))
 
         t0 = self._clock()
-        samples = self._finetune_regions(chosen)
+        samples = self._finetune_samples(chosen)
         with seeded_torch(step_seed, self.device):
+            generator = torch.Generator().manual_seed(step_seed)
             for _ in range(self.finetune_epochs):
-                self._train_on_regions(samples, torch.Generator().manual_seed(step_seed))
+                self.trainer.train_epoch(*samples, self.crop_size, generator)
         t1 = self._clock()
         result = self.trainer.evaluate(self._reward_images, self._reward_labels)
         reward = self.reward_scale * (result.miou - self._miou)
@@ -388,27 +396,42 @@ class SegALEnv(gym.Env):
         pools.view(-1)[:take] = torch.as_tensor(ids)
         return pools.T.contiguous()
 
-    def _finetune_regions(self, chosen: torch.Tensor) -> torch.Tensor:
+    def _finetune_samples(self, chosen: torch.Tensor):
+        """Training samples of this step's fine-tuning epoch, per the schedule (FINETUNE_SCHEDULES)."""
         if self.finetune == "step":
-            return chosen
+            return self._region_samples(chosen)
         labeled = self.labeled.labeled_ids()
         if self.finetune == "all":
-            return labeled
+            return self._region_samples(labeled)
+        # replay: as many samples as new regions, drawn from earlier regions and the start set's images
         earlier = labeled[~torch.isin(labeled, chosen)]
-        pick = self.np_random.choice(earlier.numel(), min(earlier.numel(), chosen.numel()), replace=False)
-        return torch.cat([chosen, earlier[torch.as_tensor(pick, dtype=torch.long, device=earlier.device)]])
+        n_earlier, n_start = earlier.numel(), self._start_images.shape[0]
+        pick = self.np_random.choice(n_earlier + n_start, min(n_earlier + n_start, chosen.numel()), replace=False)
+        from_regions = torch.as_tensor(pick[pick < n_earlier], dtype=torch.long, device=earlier.device)
+        images, targets, position, boxes = self._region_samples(torch.cat([chosen, earlier[from_regions]]))
+        from_start = torch.as_tensor(np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=self.device)
+        if from_start.numel() == 0:
+            return images, targets, position, boxes
+        height, width = self._start_images.shape[-2:]
+        whole = torch.tensor([[0, 0, height, width]], dtype=torch.long).expand(from_start.numel(), 4)
+        return (
+            torch.cat([images, self._start_images[from_start]]),
+            torch.cat([targets, self._start_labels[from_start].to(targets.dtype)]),
+            torch.cat([position, torch.arange(from_start.numel()) + images.shape[0]]),
+            torch.cat([boxes, whole]),
+        )
 
     def _region_samples(self, region_ids: torch.Tensor):
         """Training samples for regions: (images, masked targets) of their distinct images, each region's image slot and box."""
         image_ids = torch.div(region_ids, self.grid.per_image, rounding_mode="floor")
         unique, position = torch.unique(image_ids, return_inverse=True)
         targets = self.labeled.masked_labels(self._pool_labels[unique], unique, self.ignore_index)
+        if self.crop_size == tuple(self._pool_images.shape[-2:]):
+            # whole-image crops: one sample per image already carries all its labeled regions
+            whole = torch.tensor([[0, 0, *self.crop_size]], dtype=torch.long).expand(unique.numel(), 4)
+            return self._pool_images[unique], targets, torch.arange(unique.numel()), whole
         boxes = self.grid.boxes(region_ids % self.grid.per_image)
         return self._pool_images[unique], targets, position.cpu(), boxes.cpu()
-
-    def _train_on_regions(self, region_ids: torch.Tensor, generator: torch.Generator) -> None:
-        """One epoch over crops that contain the given regions; targets are ignore outside labeled regions."""
-        self.trainer.train_epoch(*self._region_samples(region_ids), self.crop_size, generator)
 
     def _state_rows(self, probs: torch.Tensor) -> np.ndarray:
         rows, _ = base_region_features(probs, self.grid)
@@ -432,13 +455,7 @@ class SegALEnv(gym.Env):
         rows, entropy = base_region_features(cand_probs, self.grid)
         mutual_information = None
         if "bald" in self.layout.extras:
-            step = self.trainer.eval_batch_size
-            mutual_information = torch.cat(
-                [
-                    self.trainer.model.mc_mutual_information(normalize(cand_images[i : i + step]), self.mc_samples)
-                    for i in range(0, cand_images.shape[0], step)
-                ]
-            )
+            mutual_information = self.trainer.mc_mutual_information(cand_images, self.mc_samples)
         extras = extra_region_features(self.layout.extras, cand_probs, entropy, self.grid, mutual_information)
         slot = torch.zeros_like(image_ids)
         slot[valid] = position
