@@ -1,12 +1,44 @@
-"""Shared fixtures: where the real CamVid copy lives (tests that need it skip cleanly without it)."""
+"""Shared fixtures: the tiny synthetic env every env-level test uses (one pre-training cache for the whole
+session, so its starting networks are trained once), and where the real CamVid copy lives (tests that
+need it skip cleanly without it)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# 40 synthetic images of 96x128 (16 regions each), 4 pools x 3 candidates, 4 steps, one pre-training epoch
+TINY_SYNTHETIC = {
+    "dataset_kwargs": {"n_train": 40, "n_val": 8, "n_test": 8},
+    "role_sizes": {"d_s": 2, "d_t": 12},
+    "num_pools": 4,
+    "pool_size": 3,
+    "budget": 16,
+    "pretrain_epochs": 1,
+    "mc_samples": 2,
+    "batch_size": 4,
+}
+
+
+@pytest.fixture(scope="session")
+def segal_cache(tmp_path_factory) -> Path:
+    """One checkpoint cache for the session: every test module reuses the same starting networks."""
+    return tmp_path_factory.mktemp("segal_cache")
+
+
+@pytest.fixture
+def tiny_kwargs(segal_cache) -> dict:
+    """Env kwargs of the tiny synthetic configuration, with the shared cache."""
+    return {**TINY_SYNTHETIC, "cache_dir": str(segal_cache)}
+
+
+def as_cli(kwargs: dict, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Env kwargs as the ``key=value`` words of train.py's and evaluate.py's --env-kwargs (JSON values)."""
+    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in kwargs.items() if k not in exclude]
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The benchmark (evaluate.py / agents.benchmark): resume, aggregation, plots, backend equivalence, errors.
 
-Runs use a tiny synthetic configuration (2 steps of 4 regions, 8-image test split) and one cache dir
-per module, so the starting network is pre-trained once (one epoch).
+Runs use the shared tiny synthetic configuration (conftest; 2 steps of 4 regions, 8-image test split)
+and the session's cache dir, so the starting network is pre-trained once (one epoch).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from agents.benchmark import backends as backends_module
 from agents.benchmark.cli import main
 from agents.benchmark.plots import make_plots
 from agents.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
+from conftest import TINY_SYNTHETIC, as_cli
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ["4", "8"]
@@ -35,16 +36,15 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("segal_cache")
+def cache_dir(segal_cache) -> Path:
+    return segal_cache
 
 
 def tiny_args(out: Path, cache: Path, *extra: str, policies=POLICIES, seeds: int = 2) -> list[str]:
     return [
         "--env", "SegAL-Synthetic-v0", "--device", "cpu", "--threads", "1", "--no-progress",
         "--policies", *policies, "--seeds", str(seeds), "--budgets", *BUDGETS, "--out", str(out),
-        "--env-kwargs", "num_pools=4", "pool_size=3", "pretrain_epochs=1", "mc_samples=2", f"cache_dir={cache}",
-        'dataset_kwargs={"n_train": 40, "n_val": 8, "n_test": 8}', 'role_sizes={"d_s": 2, "d_t": 12}',
+        "--env-kwargs", *as_cli({**TINY_SYNTHETIC, "cache_dir": str(cache)}, exclude=("budget",)),
         *extra,
     ]
 

@@ -13,22 +13,9 @@ import torch
 import segal_env
 from segal_env import ENV_IDS
 
-TINY = dict(
-    dataset_kwargs={"n_train": 40, "n_val": 8, "n_test": 8},
-    role_sizes={"d_s": 2, "d_t": 12},
-    budget=16,
-    num_pools=4,
-    pool_size=3,
-    pretrain_epochs=2,
-    mc_samples=2,
-    device="cpu",
-)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """Env kwargs of a tiny synthetic config sharing one checkpoint cache (pre-trained once)."""
-    return {**TINY, "cache_dir": str(tmp_path_factory.mktemp("segal_cache"))}
+@pytest.fixture
+def tiny(tiny_kwargs):
+    return {**tiny_kwargs, "device": "cpu"}
 
 
 def make(tiny, **overrides) -> gym.Env:

@@ -1,6 +1,6 @@
 """train.py end to end on a tiny synthetic env: outputs, resume, usage errors, other algorithms.
 
-Every run shares one module-scoped pre-training cache, so the starting networks are trained once.
+Every run shares the session's pre-training cache (conftest), so the starting networks are trained once.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
 
 import train  # noqa: E402
+from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -26,26 +27,19 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("segal_cache")
+@pytest.fixture
+def cache_dir(segal_cache) -> Path:
+    return segal_cache
 
 
 def tiny_env_kwargs(cache_dir: Path, num_pools: int | None = 4) -> list[str]:
-    """4 pools of 3 candidates, 16-region budget (4 steps), 48x64 images, 1 pre-training epoch."""
-    kwargs = [
-        "budget=16",
-        "pool_size=3",
-        "pretrain_epochs=1",
-        "mc_samples=2",
-        "batch_size=4",
-        f"cache_dir={cache_dir}",
-        'dataset_kwargs={"n_train": 40, "n_val": 8, "n_test": 8, "height": 48, "width": 64}',
-        'role_sizes={"d_s": 2, "d_t": 12}',
-    ]
-    if num_pools is not None:
-        kwargs.append(f"num_pools={num_pools}")
-    return ["--env-kwargs", *kwargs]
+    """The shared tiny synthetic config (conftest.TINY_SYNTHETIC): 4 pools of 3 candidates, 4 steps."""
+    kwargs = {**TINY_SYNTHETIC, "cache_dir": str(cache_dir)}
+    if num_pools is None:
+        del kwargs["num_pools"]
+    else:
+        kwargs["num_pools"] = num_pools
+    return ["--env-kwargs", *as_cli(kwargs)]
 
 
 def run(tmp_path: Path, cache_dir: Path, *options: str, num_pools: int | None = 4, name: str = "run") -> dict:
