@@ -49,8 +49,8 @@ DEFAULT_ALGO = "BatchDQN"
 # test evaluation), so 20 episodes of 10 AL steps (~4.5 min) plus the comparison (3 policies x 3
 # test episodes of 20 steps, ~5 min). Raise it (--timesteps/--episodes) when time allows: the
 # paper trains for 100 episodes.
-DEFAULT_TIMESTEPS = 200
-DEFAULT_EVAL_EPISODES = 3
+DEFAULT_TIMESTEPS = 800
+DEFAULT_EVAL_EPISODES = 5
 DEFAULT_EVAL_SEED = 10_000
 BASELINES_TO_COMPARE = ("random", "entropy")
 SET_POLICY_ALGOS = ("PPO", "A2C", "MaskablePPO", "DQN")  # "MultiInputPolicy" (+ RegionSetExtractor)
