@@ -64,6 +64,10 @@ def _cached_roles(dataset: str, data_root, scale: float, data_seed: int, dataset
     return make_roles(dataset, splits, roles_file=roles_file, seed=data_seed, sizes=sizes)
 
 
+def _or_preset(value, dataset: str, key: str, mode: str):
+    return preset_value(dataset, key, mode) if value is None else value
+
+
 def _scaled(size, scale: float) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -141,7 +145,7 @@ class SegALEnv(gym.Env):
         self.dataset = dataset
         self.reward_scale = float(reward_scale)
         self.finetune = finetune
-        self.finetune_epochs = int(finetune_epochs or preset_value(dataset, "finetune_epochs", mode))
+        self.finetune_epochs = int(_or_preset(finetune_epochs, dataset, "finetune_epochs", mode))
         self.mc_samples = int(mc_samples)
         self.final_training = bool(final_training)
         self.final_max_epochs, self.final_patience = int(final_max_epochs), int(final_patience)
@@ -196,12 +200,16 @@ class SegALEnv(gym.Env):
         model = model or preset_value(dataset, "model", mode)
         self._model_name, self._dropout, self._pretrained = model, float(dropout), bool(pretrained_backbone)
         self._optim = OptimConfig(
-            optimizer or preset_value(dataset, "optimizer", mode),
-            lr if lr is not None else preset_value(dataset, "lr", mode), momentum, weight_decay, max_grad_norm,
+            _or_preset(optimizer, dataset, "optimizer", mode), _or_preset(lr, dataset, "lr", mode),
+            momentum, weight_decay, max_grad_norm,
         )
-        self._batch_size = int(batch_size or preset_value(dataset, "batch_size", mode))
+        if self._optim.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got '{self._optim.optimizer}'")
+        self._batch_size = int(_or_preset(batch_size, dataset, "batch_size", mode))
+        if self._batch_size < 1 or self.finetune_epochs < 0:
+            raise ValueError(f"batch_size must be >= 1 and finetune_epochs >= 0, got {self._batch_size} and {self.finetune_epochs}")
         self._pretrain = dict(
-            max_epochs=int(pretrain_epochs or preset_value(dataset, "pretrain_epochs", mode)),
+            max_epochs=int(_or_preset(pretrain_epochs, dataset, "pretrain_epochs", mode)),
             patience=int(pretrain_patience),
             seed=int(checkpoint_seed),
             lr=float(pretrain_lr if pretrain_lr is not None else preset_value(dataset, "pretrain_lr", mode)),

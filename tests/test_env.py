@@ -159,6 +159,42 @@ def test_bad_configurations_name_the_fix(tiny):
         segal_env.SegALEnv(dataset="imagenet")
     with pytest.raises(ValueError, match="mc_samples"):
         make(tiny, mc_samples=0)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        make(tiny, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="batch_size must be"):
+        make(tiny, batch_size=0)
+
+
+def test_whole_image_crops_train_each_image_once_with_all_its_regions(tiny):
+    env = make(tiny)  # the synthetic preset fine-tunes on whole images
+    env.reset(seed=0)
+    u = env.unwrapped
+    assert u.crop_size == u.grid.image_size
+    regions = torch.tensor([0, 1, 5, 16 * 3 + 2])  # three regions of image 0, one of image 3
+    u.labeled.mark(regions)
+    images, targets, position, boxes = u._region_samples(regions)
+    assert images.shape[0] == 2 and position.tolist() == [0, 1]
+    assert (boxes == torch.tensor([0, 0, *u.grid.image_size])).all()
+    expected = torch.full_like(targets[0], u.ignore_index)
+    for y0, x0, y1, x1 in u.grid.boxes(torch.tensor([0, 1, 5])).tolist():
+        expected[y0:y1, x0:x1] = u._pool_labels[0, y0:y1, x0:x1]
+    assert torch.equal(targets[0], expected)  # image 0's sample carries exactly its three labeled regions
+
+
+def test_replay_schedule_rehearses_start_set_images(tiny):
+    env = make(tiny, finetune="replay", crop_size=(48, 64))
+    obs, _ = env.reset(seed=0)
+    u = env.unwrapped
+    chosen = u._pools[:, 0].clone()
+    u.labeled.mark(chosen)
+    images, targets, position, boxes = u._finetune_samples(chosen)
+    # first step: nothing labeled before, so the K replayed samples come from the 2 start (D_S) images
+    start = u.roles.d_s.images
+    assert position.numel() == len(chosen) + len(start)
+    replayed = images[position[len(chosen):]]
+    assert sorted(int((img == start).flatten(1).all(1).nonzero()) for img in replayed) == [0, 1]
+    replayed_targets = targets[position[len(chosen):]]
+    assert all(any(torch.equal(t, label.long()) for label in u.roles.d_s.labels) for t in replayed_targets)  # full labels
 
 
 def test_env_pickles_and_runs_in_subprocesses(tiny):

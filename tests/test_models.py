@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from segal_env.models import MODELS, build_model
+from segal_env.models import MODELS, MaskDropout, build_model
 
 
 @pytest.mark.parametrize("name", ["lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3", "fpn_resnet50"])
@@ -41,3 +41,14 @@ def test_eval_mode_is_deterministic():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x), model(x))
+
+
+def test_mask_dropout_keeps_the_expectation_and_drops_the_right_share():
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    layer = MaskDropout(0.3).train()
+    out = layer(x)
+    assert abs((out == 0).float().mean().item() - 0.3) < 0.01
+    assert abs(out.mean().item() - 1.0) < 0.01
+    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(MaskDropout(1.0).train()(x), torch.zeros_like(x))
