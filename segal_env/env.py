@@ -109,6 +109,7 @@ class SegALEnv(gym.Env):
         weight_decay: float = 1e-4,
         max_grad_norm: float = 4.0,
         batch_size: int | None = None,
+        freeze_bn: bool | None = None,
         crop_size: tuple[int, int] | list[int] | None = None,
         extra_features: tuple[str, ...] | list[str] = DEFAULT_EXTRAS,
         mc_samples: int = 20,
@@ -206,6 +207,7 @@ class SegALEnv(gym.Env):
         if self._optim.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got '{self._optim.optimizer}'")
         self._batch_size = int(_or_preset(batch_size, dataset, "batch_size", mode))
+        self._freeze_bn = bool(_or_preset(freeze_bn, dataset, "freeze_bn", mode))
         if self._batch_size < 1 or self.finetune_epochs < 0:
             raise ValueError(f"batch_size must be >= 1 and finetune_epochs >= 0, got {self._batch_size} and {self.finetune_epochs}")
         self._pretrain = dict(
@@ -274,7 +276,9 @@ class SegALEnv(gym.Env):
             )
             model = build()
             model.load_state_dict(state)
-        self.trainer = SegTrainer(model, self.num_classes, self.ignore_index, dev, self._optim, self._batch_size)
+        self.trainer = SegTrainer(
+            model, self.num_classes, self.ignore_index, dev, self._optim, self._batch_size, freeze_bn=self._freeze_bn
+        )
         self._start_state = self.trainer.snapshot()
         start_eval = self.trainer.evaluate(self._reward_images, self._reward_labels)
         state_probs = self.trainer.probabilities(self._state_images)

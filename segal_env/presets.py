@@ -25,6 +25,7 @@ PRESETS: dict[str, dict] = {
         "optimizer": "adam",
         "lr": 1e-3,
         "batch_size": 4,
+        "freeze_bn": True,
     },
     # paper: 480x360 images, 80(w) x 90(h) regions, K=24, N=20 train / 10 test, budgets 480 / up to 1920
     "camvid": {
@@ -39,6 +40,7 @@ PRESETS: dict[str, dict] = {
         "finetune_epochs": 1,
         "optimizer": "sgd",
         "batch_size": 8,
+        "freeze_bn": True,
         "lr": 1e-3,
         "pretrain_epochs": 60,
     },
@@ -55,6 +57,7 @@ PRESETS: dict[str, dict] = {
         "finetune_epochs": 1,
         "optimizer": "sgd",
         "batch_size": 8,
+        "freeze_bn": True,
         "lr": 1e-4,
         "pretrain_epochs": 60,
     },
@@ -70,6 +73,7 @@ PRESETS: dict[str, dict] = {
         "finetune_epochs": 1,
         "optimizer": "sgd",
         "batch_size": 8,
+        "freeze_bn": True,
         "lr": 1e-3,
         "pretrain_epochs": 60,
     },

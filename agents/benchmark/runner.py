@@ -164,6 +164,7 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
 # them before mixing old and new runs
 RESOLVED_ATTRIBUTES = {
     "model": "_model_name", "finetune": "finetune", "finetune_epochs": "finetune_epochs", "lr": "_optim.lr",
+    "optimizer": "_optim.optimizer", "batch_size": "_batch_size", "freeze_bn": "_freeze_bn",
     "num_pools": "num_pools", "pool_size": "pool_size", "budget": "budget", "region_size": "grid.region_size",
     "crop_size": "crop_size", "extra_features": "layout.extras", "mc_samples": "mc_samples", "start_set": "start_set",
     "reward_scale": "reward_scale", "final_max_epochs": "final_max_epochs", "final_patience": "final_patience",
