@@ -19,6 +19,7 @@ import torch
 
 import segal_env  # noqa: F401  (registers the ids)
 from segal_env.storage import atomic_write_json
+from segal_env.trainer import whole_image_boxes
 
 
 def retrain(env_id: str, env_kwargs: dict, setting: dict, crop: tuple[int, int] | None, epochs: int) -> list[float]:
@@ -28,7 +29,7 @@ def retrain(env_id: str, env_kwargs: dict, setting: dict, crop: tuple[int, int] 
     start = u.roles.d_s if u.start_set == "d_s" else u.roles.d_t
     images, labels = start.images.to(u.device), start.labels.long().to(u.device)
     n, (height, width) = images.shape[0], start.image_size
-    boxes = torch.tensor([[0, 0, height, width]]).expand(n, 4)
+    boxes = whole_image_boxes(n, (height, width))
     generator = torch.Generator().manual_seed(0)
     curve = [u.trainer.evaluate(u._reward_images, u._reward_labels).miou]
     for _ in range(epochs):

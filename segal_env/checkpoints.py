@@ -18,7 +18,7 @@ import torch
 from .data.base import SegDataset
 from .models import SegmentationNet
 from .storage import atomic_save
-from .trainer import OptimConfig, SegTrainer, seeded_torch
+from .trainer import OptimConfig, SegTrainer, seeded_torch, whole_image_boxes
 
 CACHE_VERSION = 3  # 2: start networks pre-trained on whole images; 3: channels-last, MaskDropout
 
@@ -65,7 +65,7 @@ def pretrain(
     )
     height, width = train_set.image_size
     n = len(train_set)
-    boxes = torch.tensor([[0, 0, height, width]]).expand(n, 4)
+    boxes = whole_image_boxes(n, (height, width))
     generator = torch.Generator().manual_seed(seed)
     images = train_set.images.to(trainer.device)
     targets = train_set.labels.to(trainer.device).long()

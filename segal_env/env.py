@@ -26,7 +26,7 @@ from .models import build_model
 from .presets import PRESETS, preset_value
 from .regions import LabeledRegions, RegionGrid
 from .render import render_state
-from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch
+from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch, whole_image_boxes
 
 DEFAULT_EXTRAS = ("entropy", "margin", "confidence", "bald")
 FINETUNE_SCHEDULES = {
@@ -424,13 +424,11 @@ class SegALEnv(gym.Env):
         from_start = torch.as_tensor(np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=self.device)
         if from_start.numel() == 0:
             return images, targets, position, boxes
-        height, width = self._start_images.shape[-2:]
-        whole = torch.tensor([[0, 0, height, width]], dtype=torch.long).expand(from_start.numel(), 4)
         return (
             torch.cat([images, self._start_images[from_start]]),
             torch.cat([targets, self._start_labels[from_start].to(targets.dtype)]),
             torch.cat([position, torch.arange(from_start.numel()) + images.shape[0]]),
-            torch.cat([boxes, whole]),
+            torch.cat([boxes, whole_image_boxes(from_start.numel(), self._start_images.shape[-2:])]),
         )
 
     def _region_samples(self, region_ids: torch.Tensor):
@@ -440,8 +438,8 @@ class SegALEnv(gym.Env):
         targets = self.labeled.masked_labels(self._pool_labels[unique], unique, self.ignore_index)
         if self.crop_size == tuple(self._pool_images.shape[-2:]):
             # whole-image crops: one sample per image already carries all its labeled regions
-            whole = torch.tensor([[0, 0, *self.crop_size]], dtype=torch.long).expand(unique.numel(), 4)
-            return self._pool_images[unique], targets, torch.arange(unique.numel()), whole
+            boxes = whole_image_boxes(unique.numel(), self.crop_size)
+            return self._pool_images[unique], targets, torch.arange(unique.numel()), boxes
         boxes = self.grid.boxes(region_ids % self.grid.per_image)
         return self._pool_images[unique], targets, position.cpu(), boxes.cpu()
 

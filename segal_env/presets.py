@@ -5,6 +5,17 @@ Values given per mode are dicts {"train": ..., "test": ...}.
 """
 from __future__ import annotations
 
+# the paper's in-loop fine-tuning (method.md): one epoch over the step's regions, SGD, BatchNorm frozen;
+# only the learning rate differs between data sets
+PAPER_FINETUNING = {
+    "finetune": "step",
+    "finetune_epochs": 1,
+    "optimizer": "sgd",
+    "batch_size": 8,
+    "freeze_bn": True,
+    "pretrain_epochs": 60,
+}
+
 PRESETS: dict[str, dict] = {
     # built-in default: small enough that a step takes a fraction of a second on 2 CPU cores
     "synthetic": {
@@ -36,13 +47,8 @@ PRESETS: dict[str, dict] = {
         "num_pools": 24,
         "pool_size": {"train": 20, "test": 10},
         "budget": {"train": 480, "test": 1920},
-        "finetune": "step",
-        "finetune_epochs": 1,
-        "optimizer": "sgd",
-        "batch_size": 8,
-        "freeze_bn": True,
+        **PAPER_FINETUNING,
         "lr": 1e-3,
-        "pretrain_epochs": 60,
     },
     # paper: 2048x1024 images, 128x128 regions, K=256, N=20 train / 100 test, budgets 3840 / up to 30720
     "cityscapes": {
@@ -53,13 +59,8 @@ PRESETS: dict[str, dict] = {
         "num_pools": 256,
         "pool_size": {"train": 20, "test": 100},
         "budget": {"train": 3840, "test": 30720},
-        "finetune": "step",
-        "finetune_epochs": 1,
-        "optimizer": "sgd",
-        "batch_size": 8,
-        "freeze_bn": True,
+        **PAPER_FINETUNING,
         "lr": 1e-4,
-        "pretrain_epochs": 60,
     },
     "folder": {
         "model": "lraspp_mobilenet_v3",
@@ -69,13 +70,8 @@ PRESETS: dict[str, dict] = {
         "num_pools": 8,
         "pool_size": {"train": 10, "test": 10},
         "budget": {"train": 80, "test": 160},
-        "finetune": "step",
-        "finetune_epochs": 1,
-        "optimizer": "sgd",
-        "batch_size": 8,
-        "freeze_bn": True,
+        **PAPER_FINETUNING,
         "lr": 1e-3,
-        "pretrain_epochs": 60,
     },
 }
 

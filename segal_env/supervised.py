@@ -19,7 +19,7 @@ from .data import load_splits
 from .models import MODELS, build_model
 from .presets import PRESETS, preset_value
 from .storage import atomic_write_json, atomic_write_text
-from .trainer import OptimConfig, SegTrainer, seeded_torch
+from .trainer import OptimConfig, SegTrainer, seeded_torch, whole_image_boxes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     with seeded_torch(args.seed, trainer.device):
         report = trainer.fit(
             train.images.to(trainer.device), train.labels.to(trainer.device).long(), torch.arange(n),
-            torch.tensor([[0, 0, height, width]]).expand(n, 4), val.images, val.labels, crop,
+            whole_image_boxes(n, (height, width)), val.images, val.labels, crop,
             torch.Generator().manual_seed(args.seed), max_epochs=args.epochs, patience=args.patience,
             progress=progress, checkpoint=out / "checkpoint.pt",
         )

@@ -63,6 +63,11 @@ class EvalResult:
     confusion: torch.Tensor = field(repr=False)
 
 
+def whole_image_boxes(count: int, image_size: tuple[int, int]) -> torch.Tensor:
+    """[count, 4] boxes (y0, x0, y1, x1) covering the whole image: samples trained on full images."""
+    return torch.tensor([[0, 0, *image_size]], dtype=torch.long).expand(count, 4)
+
+
 def random_crops(
     images: torch.Tensor,
     targets: torch.Tensor,
