@@ -40,17 +40,18 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 import segal_env
 from agents import ALGORITHMS, RegionSetExtractor, SinglePoolWrapper, make_agent
 from segal_env import SegALEnv
+from segal_env.config import check_types, parse_key_values
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 DEFAULT_ENV = "SegAL-Synthetic-v0"
 DEFAULT_ALGO = "BatchDQN"
-# Sized for ~10 minutes of `python train.py` on 2 free CPU cores with a warm pre-training cache
-# (docs/train.md): a synthetic env step cost ~1.3 s there (test-mode steps ~1.7 s with the final
-# test evaluation), so 20 episodes of 10 AL steps (~4.5 min) plus the comparison (3 policies x 3
-# test episodes of 20 steps, ~5 min). Raise it (--timesteps/--episodes) when time allows: the
-# paper trains for 100 episodes.
-DEFAULT_TIMESTEPS = 800
-DEFAULT_EVAL_EPISODES = 5
+# Sized for <= 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md): with the
+# synthetic preset of docs/al_dynamics.md a step costs about 1 s (4 fine-tuning epochs per step), so 30
+# episodes of 10 AL steps plus the comparison (3 policies x 3 test episodes of 20 steps) and the one
+# pre-training of the start network. Raise it (--timesteps/--episodes) when time allows: the paper
+# trains for 100 episodes.
+DEFAULT_TIMESTEPS = 300
+DEFAULT_EVAL_EPISODES = 3
 DEFAULT_EVAL_SEED = 10_000
 BASELINES_TO_COMPARE = ("random", "entropy")
 SET_POLICY_ALGOS = ("PPO", "A2C", "MaskablePPO", "DQN")  # "MultiInputPolicy" (+ RegionSetExtractor)
@@ -137,24 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_key_values(items: list[str], option: str) -> dict[str, Any]:
-    """``["a=1", "b=[2,3]", "c=text"]`` -> ``{"a": 1, "b": [2, 3], "c": "text"}`` (JSON when it parses,
-    else the raw string). Raises ValueError naming ``option`` for an item that is not KEY=VALUE."""
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or not key.isidentifier():
-            raise ValueError(f"{option}: expected KEY=VALUE with KEY a Python identifier, got {item!r}")
-        if key in parsed:
-            raise ValueError(f"{option}: {key!r} given twice")
-        try:
-            parsed[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            parsed[key] = raw
-    return parsed
-
-
 def segal_env_ids() -> list[str]:
     """Registered SegAL env ids (the package's own plus any registered later with the same prefix)."""
     return sorted(set(segal_env.ENV_IDS) | {env_id for env_id in gym.registry if env_id.startswith("SegAL-")})
@@ -190,6 +173,11 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     check_keywords(env_kwargs, SegALEnv.__init__, "env", "--env-kwargs")
     check_keywords(eval_overrides, SegALEnv.__init__, "env", "--eval-env-kwargs")
     check_keywords(algo_kwargs, ALGORITHMS[args.algo].__init__, args.algo, "--algo-kwargs")
+    for option, given in (("--env-kwargs", env_kwargs), ("--eval-env-kwargs", eval_overrides)):
+        try:
+            check_types(SegALEnv.__init__, given, "env keyword")
+        except TypeError as error:
+            raise ValueError(f"{option}: {error}") from None
     for reserved in ("policy", "env", "seed", "device", "tensorboard_log"):
         if reserved in algo_kwargs:
             raise ValueError(f"--algo-kwargs: {reserved!r} is set by train.py; use the matching option instead")

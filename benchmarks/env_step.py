@@ -67,7 +67,7 @@ def bench(env_id: str, steps: int, seed: int, **kwargs) -> dict:
             action = np.array([rng.choice(np.flatnonzero(row)) for row in obs["action_mask"]])
             before = spent["seconds"]
             obs, _, terminated, _, info = env.step(action)
-            timings.append(info["timing"])
+            timings.append(dict(env.unwrapped.last_timing))
             model_seconds.append(spent["seconds"] - before)
             if terminated:
                 obs, _ = env.reset(seed=seed + len(timings))

@@ -7,6 +7,7 @@ changes the weights, so a new configuration can never pick up a stale file.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,9 +19,9 @@ import torch
 from .data.base import SegDataset
 from .models import SegmentationNet
 from .storage import atomic_save
-from .trainer import OptimConfig, SegTrainer, seeded_torch, whole_image_boxes
+from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch, warmup_cosine, whole_image_boxes
 
-CACHE_VERSION = 3  # 2: start networks pre-trained on whole images; 3: channels-last, MaskDropout
+CACHE_VERSION = 5  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
@@ -36,57 +37,69 @@ def cache_key(description: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def one_cpu_thread(device: str | torch.device):
+    """Pre-train on one CPU thread whatever the caller's setting, so every thread count gets the same network.
+
+    Training from a few images is chaotic: the float summation order of 1 and 2 threads alone sent the
+    same recipe to start networks 2.2 D_R points apart (docs/al_dynamics.md). One thread makes the
+    result a function of the configuration (on a given CPU kind); it costs ~1.5x the pre-training time,
+    once per cache.
+    """
+    if resolve_device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def pretrain(
     model: SegmentationNet,
     train_set: SegDataset,
     val_set: SegDataset,
     seed: int,
     device: str | torch.device,
-    max_epochs: int,
-    patience: int,
+    steps: int,
+    lr: float,
     batch_size: int = 8,
-    optim: OptimConfig | None = None,
     progress=None,
+    curve_points: int = 10,
 ) -> dict:
-    """Supervised training on fully labeled images with early stopping on val mIoU; returns the report.
+    """Supervised training on fully labeled whole images for a fixed number of steps; returns the report.
 
-    Trains on whole images, not crops: measured on the synthetic set, 64x64 crops left the
-    start network unable to tell sky from building (it needs the image context) and early-stopped at
-    mIoU 0.17, where whole images reach 0.4+.
+    The recipe is chosen for reproducibility (docs/al_dynamics.md): Adam with a warm-up and a cosine
+    decay to zero, a fixed length, and the *final* weights. Early stopping on D_R made the start network
+    a lottery (the same configuration landed 14 points apart with 1 and 2 torch threads) and picked it
+    at a D_R optimum, from which every fine-tuning step looked like a loss. D_R is only watched
+    (``curve``), never used to choose weights. Whole images, not crops: 64x64 crops hide the scene
+    layout the synthetic network relies on.
     """
     trainer = SegTrainer(
-        model,
-        train_set.num_classes,
-        train_set.ignore_index,
-        device=device,
-        optim=optim or OptimConfig(optimizer="adam", lr=1e-3, weight_decay=1e-4),
-        batch_size=batch_size,
-        freeze_bn=False,
+        model, train_set.num_classes, train_set.ignore_index, device=device,
+        optim=OptimConfig(optimizer="adam", lr=lr, weight_decay=1e-4), batch_size=batch_size, freeze_bn=False,
     )
-    height, width = train_set.image_size
     n = len(train_set)
-    boxes = whole_image_boxes(n, (height, width))
-    generator = torch.Generator().manual_seed(seed)
     images = train_set.images.to(trainer.device)
     targets = train_set.labels.to(trainer.device).long()
-    # small sets: repeat the list so an "epoch" is at least a few batches
-    repeats = max(1, -(-4 * batch_size // n))
-    sample_image = torch.arange(n).repeat(repeats)
+    boxes = whole_image_boxes(n, train_set.image_size)
+    schedule = warmup_cosine(trainer.optimizer, steps)
+    generator = torch.Generator().manual_seed(seed)
+    curve, done = [], 0
     with seeded_torch(seed, trainer.device):
-        report = trainer.fit(
-            images,
-            targets,
-            sample_image,
-            boxes.repeat(repeats, 1),
-            val_set.images,
-            val_set.labels,
-            (height, width),
-            generator,
-            max_epochs=max_epochs,
-            patience=patience,
-            progress=progress,
-        )
-    return report
+        while done < steps:
+            chunk = min(max(1, steps // curve_points), steps - done)
+            loss = trainer.train_steps(images, targets, torch.arange(n), boxes, train_set.image_size, generator, chunk, schedule)
+            done += chunk
+            trainer.recalibrate_batchnorm(images)
+            miou = trainer.evaluate(val_set.images, val_set.labels).miou
+            curve.append({"step": done, "loss": loss, "val_miou": miou})
+            if progress is not None:
+                progress(done, loss, miou)
+    return {"val_miou": curve[-1]["val_miou"], "curve": curve}
 
 
 def load_or_pretrain(
@@ -101,7 +114,7 @@ def load_or_pretrain(
 ) -> tuple[dict, dict]:
     """(model state_dict on CPU, report) for the configuration in ``description``; trains on a cache miss.
 
-    ``settings``: seed, max_epochs, patience, lr (Adam) of the pre-training; part of the cache key.
+    ``settings``: seed, steps and peak lr (Adam) of the pre-training; part of the cache key.
     """
     description = {**description, "pretrain": settings}
     seed = settings["seed"]
@@ -113,13 +126,12 @@ def load_or_pretrain(
         model = build()
     progress = None
     if verbose:
-        def progress(epoch, loss, miou):
-            print(f"[segal] pre-training {path.name}: epoch {epoch} loss {loss:.3f} val mIoU {miou:.3f}", flush=True)
-    report = pretrain(
-        model, train_set, val_set, seed, device, settings["max_epochs"], settings["patience"],
-        optim=OptimConfig(optimizer="adam", lr=settings["lr"], weight_decay=1e-4), progress=progress,
-    )
+        def progress(step, loss, miou):
+            print(f"[segal] pre-training {path.name}: step {step}/{settings['steps']} loss {loss:.3f} "
+                  f"D_R mIoU {miou:.3f}", flush=True)
+    with one_cpu_thread(device):
+        report = pretrain(model, train_set, val_set, seed, device, settings["steps"], settings["lr"], progress=progress)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    report = {"best_val_miou": report["best_val_miou"], "best_epoch": report["best_epoch"], "description": description}
+    report = {**report, "description": description}
     atomic_save({"model": state, "report": json.loads(json.dumps(report, default=str))}, path)
     return state, report

@@ -19,6 +19,7 @@ import torch
 from gymnasium import spaces
 
 from .checkpoints import load_or_pretrain
+from .config import check_types
 from .data import ALRoles, load_splits, make_roles
 from .features import base_region_features, candidate_rows, extra_region_features
 from .layout import FeatureLayout
@@ -26,7 +27,7 @@ from .models import build_model
 from .presets import PRESETS, preset_value
 from .regions import LabeledRegions, RegionGrid
 from .render import render_state
-from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch, whole_image_boxes
+from .trainer import LOSS_WEIGHTINGS, OptimConfig, SegTrainer, anywhere_boxes, resolve_device, seeded_torch, warmup_cosine, whole_image_boxes
 
 DEFAULT_EXTRAS = ("entropy", "margin", "confidence", "bald")
 FINETUNE_SCHEDULES = {
@@ -110,24 +111,25 @@ class SegALEnv(gym.Env):
         max_grad_norm: float = 4.0,
         batch_size: int | None = None,
         freeze_bn: bool | None = None,
+        loss_weighting: str | None = None,
+        lr_decay: bool | None = None,
         crop_size: tuple[int, int] | list[int] | None = None,
         extra_features: tuple[str, ...] | list[str] = DEFAULT_EXTRAS,
         mc_samples: int = 20,
         start_set: str | None = None,
-        pretrain_epochs: int | None = None,
-        pretrain_patience: int = 10,
+        pretrain_steps: int | None = None,
         pretrain_lr: float | None = None,
         checkpoint_seed: int = 0,
         eval_budgets: list[int] | None = None,
         final_training: bool = False,
-        final_max_epochs: int = 30,
-        final_patience: int = 3,
+        final_steps: int | None = None,
         cache_dir: str | None = None,
         device: str = "auto",
         render_mode: str | None = None,
-        timing_in_info: bool = True,
+        timing_in_info: bool = False,
         verbose: bool = False,
     ):
+        check_types(SegALEnv.__init__, {k: v for k, v in locals().items() if k not in ("self", "__class__")}, "env keyword")
         if dataset not in PRESETS:
             raise ValueError(f"unknown dataset '{dataset}'; choose from {sorted(PRESETS)}")
         if mode not in ("train", "test"):
@@ -149,9 +151,12 @@ class SegALEnv(gym.Env):
         self.finetune_epochs = int(_or_preset(finetune_epochs, dataset, "finetune_epochs", mode))
         self.mc_samples = int(mc_samples)
         self.final_training = bool(final_training)
-        self.final_max_epochs, self.final_patience = int(final_max_epochs), int(final_patience)
+        self.final_steps = int(_or_preset(final_steps, dataset, "final_steps", mode))
         self.verbose = verbose
-        self.timing_in_info = bool(timing_in_info)  # wall-clock times differ run to run: off for determinism checks
+        # wall-clock times differ run to run, so they stay out of info unless asked for (Gymnasium's
+        # determinism check compares two identical steps); env.unwrapped.last_timing always has them
+        self.timing_in_info = bool(timing_in_info)
+        self.last_timing: dict[str, float] = {}
 
         self.roles: ALRoles = _cached_roles(
             dataset, data_root, float(scale), int(data_seed), json.dumps(dataset_kwargs or {}, sort_keys=True),
@@ -195,7 +200,7 @@ class SegALEnv(gym.Env):
 
         self.layout = FeatureLayout(self.num_classes, extras)
         self.device = resolve_device(device)
-        self.start_set = start_set or ("d_s" if mode == "train" else "d_t")
+        self.start_set = start_set or preset_value(dataset, "start_set", mode)
         if self.start_set not in ("d_s", "d_t", "none"):
             raise ValueError(f"start_set must be 'd_s', 'd_t' or 'none', got '{self.start_set}'")
         model = model or preset_value(dataset, "model", mode)
@@ -208,14 +213,19 @@ class SegALEnv(gym.Env):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got '{self._optim.optimizer}'")
         self._batch_size = int(_or_preset(batch_size, dataset, "batch_size", mode))
         self._freeze_bn = bool(_or_preset(freeze_bn, dataset, "freeze_bn", mode))
+        self.loss_weighting = _or_preset(loss_weighting, dataset, "loss_weighting", mode)
+        self.lr_decay = bool(_or_preset(lr_decay, dataset, "lr_decay", mode))
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {sorted(LOSS_WEIGHTINGS)}, got '{self.loss_weighting}'")
         if self._batch_size < 1 or self.finetune_epochs < 0:
             raise ValueError(f"batch_size must be >= 1 and finetune_epochs >= 0, got {self._batch_size} and {self.finetune_epochs}")
         self._pretrain = dict(
-            max_epochs=int(_or_preset(pretrain_epochs, dataset, "pretrain_epochs", mode)),
-            patience=int(pretrain_patience),
+            steps=int(_or_preset(pretrain_steps, dataset, "pretrain_steps", mode)),
             seed=int(checkpoint_seed),
-            lr=float(pretrain_lr if pretrain_lr is not None else preset_value(dataset, "pretrain_lr", mode)),
+            lr=float(_or_preset(pretrain_lr, dataset, "pretrain_lr", mode)),
         )
+        if self._pretrain["steps"] < 1 or self.final_steps < 1:
+            raise ValueError(f"pretrain_steps and final_steps must be >= 1, got {self._pretrain['steps']} and {self.final_steps}")
         self._cache_dir = cache_dir
         self._checkpoint_description = {
             "dataset": dataset,
@@ -260,10 +270,11 @@ class SegALEnv(gym.Env):
         def build():
             return build_model(self._model_name, self.num_classes, self._dropout, self._pretrained)
 
+        # the start set is labeled data the user already has: fine-tuning ("replay", "all") and the
+        # final training keep training on it next to the acquired regions
         start_images = {"d_s": self.roles.d_s, "d_t": self.roles.d_t}.get(self.start_set)
-        keep = self.finetune == "replay" and start_images is not None  # replayed by the "replay" schedule
-        self._start_images = start_images.images.to(dev) if keep else self._pool_images[:0]
-        self._start_labels = start_images.labels.to(dev) if keep else self._pool_labels[:0]
+        self._start_images = start_images.images.to(dev) if start_images is not None else self._pool_images[:0]
+        self._start_labels = start_images.labels.to(dev) if start_images is not None else self._pool_labels[:0]
         if self.start_set == "none":
             with seeded_torch(self._pretrain["seed"], torch.device("cpu")):
                 model = build()
@@ -277,7 +288,8 @@ class SegALEnv(gym.Env):
             model = build()
             model.load_state_dict(state)
         self.trainer = SegTrainer(
-            model, self.num_classes, self.ignore_index, dev, self._optim, self._batch_size, freeze_bn=self._freeze_bn
+            model, self.num_classes, self.ignore_index, dev, self._optim, self._batch_size, freeze_bn=self._freeze_bn,
+            loss_weighting=self.loss_weighting,
         )
         self._start_state = self.trainer.snapshot()
         start_eval = self.trainer.evaluate(self._reward_images, self._reward_labels)
@@ -287,6 +299,8 @@ class SegALEnv(gym.Env):
             "per_class_iou": start_eval.per_class_iou,
             "state_rows": self._state_rows(state_probs),
         }
+        if self.mode == "test":  # the bar every policy's test mIoU must clear: what the start network scores
+            self._start["test_miou"] = self.trainer.evaluate(self.roles.test.images, self.roles.test.labels).miou
         self._ready = True
 
     # ---- gymnasium API -----------------------------------------------------------------
@@ -303,7 +317,7 @@ class SegALEnv(gym.Env):
         self._pools = self._sample_pools()
         with seeded_torch(int(self.np_random.integers(2**31 - 1)), self.device):
             obs = self._observation(state_rows=self._start["state_rows"])
-        return obs, self._info({})
+        return obs, self._info({"start_test_miou": self._start["test_miou"]} if self.mode == "test" else {})
 
     def step(self, action):
         if not self._ready:
@@ -316,10 +330,14 @@ class SegALEnv(gym.Env):
 
         t0 = self._clock()
         samples = self._finetune_samples(chosen)
+        schedule = None
+        if self.lr_decay:  # this step's lr decays to zero: the reward is measured on a settled network
+            batches = self.finetune_epochs * -(-samples[2].numel() // self._batch_size)
+            schedule = warmup_cosine(self.trainer.optimizer, batches, warmup_fraction=0.0)
         with seeded_torch(step_seed, self.device):
             generator = torch.Generator().manual_seed(step_seed)
             for _ in range(self.finetune_epochs):
-                self.trainer.train_epoch(*samples, self.crop_size, generator)
+                self.trainer.train_epoch(*samples, self.crop_size, generator, schedule)
         t1 = self._clock()
         result = self.trainer.evaluate(self._reward_images, self._reward_labels)
         reward = self.reward_scale * (result.miou - self._miou)
@@ -409,26 +427,34 @@ class SegALEnv(gym.Env):
         return pools.T.contiguous()
 
     def _finetune_samples(self, chosen: torch.Tensor):
-        """Training samples of this step's fine-tuning epoch, per the schedule (FINETUNE_SCHEDULES)."""
+        """Training samples of this step's fine-tuning, per the schedule (FINETUNE_SCHEDULES)."""
         if self.finetune == "step":
             return self._region_samples(chosen)
         labeled = self.labeled.labeled_ids()
+        n_start = self._start_images.shape[0]
         if self.finetune == "all":
-            return self._region_samples(labeled)
-        # replay: as many samples as new regions, drawn from earlier regions and the start set's images
+            return self._with_start_images(self._region_samples(labeled), torch.arange(n_start, device=self.device))
+        # replay: this step's regions plus as many samples drawn from earlier regions and the start set's images
         earlier = labeled[~torch.isin(labeled, chosen)]
-        n_earlier, n_start = earlier.numel(), self._start_images.shape[0]
+        n_earlier = earlier.numel()
         pick = self.np_random.choice(n_earlier + n_start, min(n_earlier + n_start, chosen.numel()), replace=False)
         from_regions = torch.as_tensor(pick[pick < n_earlier], dtype=torch.long, device=earlier.device)
-        images, targets, position, boxes = self._region_samples(torch.cat([chosen, earlier[from_regions]]))
+        samples = self._region_samples(torch.cat([chosen, earlier[from_regions]]))
         from_start = torch.as_tensor(np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=self.device)
-        if from_start.numel() == 0:
-            return images, targets, position, boxes
+        return self._with_start_images(samples, from_start)
+
+    def _with_start_images(self, samples, start_ids: torch.Tensor):
+        """Append fully labeled start-set images (whole, or cropped anywhere) to region samples."""
+        if start_ids.numel() == 0:
+            return samples
+        images, targets, position, boxes = samples
+        size = tuple(self._start_images.shape[-2:])
+        extra_boxes = whole_image_boxes(start_ids.numel(), size) if self.crop_size == size else anywhere_boxes(start_ids.numel(), size)
         return (
-            torch.cat([images, self._start_images[from_start]]),
-            torch.cat([targets, self._start_labels[from_start].to(targets.dtype)]),
-            torch.cat([position, torch.arange(from_start.numel()) + images.shape[0]]),
-            torch.cat([boxes, whole_image_boxes(from_start.numel(), self._start_images.shape[-2:])]),
+            torch.cat([images, self._start_images[start_ids]]),
+            torch.cat([targets, self._start_labels[start_ids].to(targets.dtype)]),
+            torch.cat([position, torch.arange(start_ids.numel()) + images.shape[0]]),
+            torch.cat([boxes, extra_boxes]),
         )
 
     def _region_samples(self, region_ids: torch.Tensor):
@@ -482,19 +508,30 @@ class SegALEnv(gym.Env):
         }
 
     def _test_evaluation(self, seed: int) -> dict:
-        """Test-split mIoU now; with final_training, after training a copy of the network to convergence."""
+        """Test-split mIoU now; with final_training, after training a copy of the network first.
+
+        The final training is the start network's recipe (Adam, warm-up and cosine decay over
+        ``final_steps``, final weights) on what a practitioner has labeled: the start set plus the
+        acquired regions. A fixed length instead of early stopping on D_R keeps it reproducible.
+        """
         test = self.roles.test
-        snapshot = self.trainer.snapshot() if self.final_training else None
-        if self.final_training:
-            with seeded_torch(seed, self.device):
-                self.trainer.fit(
-                    *self._region_samples(self.labeled.labeled_ids()),
-                    self._reward_images, self._reward_labels, self.crop_size, torch.Generator().manual_seed(seed),
-                    max_epochs=self.final_max_epochs, patience=self.final_patience,
-                )
+        if not self.final_training:
+            result = self.trainer.evaluate(test.images, test.labels)
+            return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
+        snapshot, optimizer = self.trainer.snapshot(), self.trainer.optimizer
+        samples = self._with_start_images(
+            self._region_samples(self.labeled.labeled_ids()), torch.arange(self._start_images.shape[0], device=self.device)
+        )
+        self.trainer.optimizer = OptimConfig("adam", self._pretrain["lr"], weight_decay=1e-4).build(self.trainer.model.parameters())
+        self.trainer.freeze_bn = False  # as in pre-training
+        with seeded_torch(seed, self.device):
+            generator = torch.Generator().manual_seed(seed)
+            schedule = warmup_cosine(self.trainer.optimizer, self.final_steps)
+            self.trainer.train_steps(*samples, self.crop_size, generator, self.final_steps, schedule)
+            self.trainer.recalibrate_batchnorm(samples[0])
         result = self.trainer.evaluate(test.images, test.labels)
-        if snapshot is not None:
-            self.trainer.load_state_dict(snapshot)
+        self.trainer.optimizer, self.trainer.freeze_bn = optimizer, self._freeze_bn
+        self.trainer.load_state_dict(snapshot)
         return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
 
     def _info(self, extra: dict) -> dict:

@@ -23,6 +23,13 @@ from .models import SegmentationNet, normalize
 from .storage import atomic_save
 
 
+LOSS_WEIGHTINGS = {
+    "pixel": "cross-entropy averaged over every labeled pixel of the batch (the paper)",
+    "sample": "cross-entropy averaged per sample, then over samples: a sample with one labeled region weighs as "
+    "much as a fully labeled image",
+}
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -63,9 +70,32 @@ class EvalResult:
     confusion: torch.Tensor = field(repr=False)
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05):
+    """Linear warm-up to the optimizer's lr, then cosine decay to zero at ``total_steps``.
+
+    Why: a constant high lr ends wherever the last noisy step left the weights, so two thread counts
+    (different float summation orders) land far apart; a decay to zero makes the end point a stable
+    minimum (measured: 14 points apart before, < 0.5 after; docs/al_dynamics.md).
+    """
+    warmup = max(1, int(round(warmup_fraction * total_steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def whole_image_boxes(count: int, image_size: tuple[int, int]) -> torch.Tensor:
     """[count, 4] boxes (y0, x0, y1, x1) covering the whole image: samples trained on full images."""
     return torch.tensor([[0, 0, *image_size]], dtype=torch.long).expand(count, 4)
+
+
+def anywhere_boxes(count: int, image_size: tuple[int, int]) -> torch.Tensor:
+    """[count, 4] empty boxes that every crop contains: crops of fully labeled images fall anywhere."""
+    return torch.tensor([[image_size[0], image_size[1], 0, 0]], dtype=torch.long).expand(count, 4)
 
 
 def random_crops(
@@ -113,7 +143,11 @@ class SegTrainer:
         batch_size: int = 8,
         eval_batch_size: int = 32,
         freeze_bn: bool = True,
+        loss_weighting: str = "pixel",
     ):
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {sorted(LOSS_WEIGHTINGS)}, got {loss_weighting!r}")
+        self.loss_weighting = loss_weighting
         self.device = resolve_device(device)
         # channels-last convolutions: measured 1.9x faster LR-ASPP inference on CPU (docs/environment.md)
         self.model = model.to(self.device, memory_format=torch.channels_last)
@@ -219,7 +253,14 @@ class SegTrainer:
         self._train_mode()
         with self._autocast():
             logits = self.model(self._inputs(images))
-        loss = F.cross_entropy(logits.float(), targets, ignore_index=self.ignore_index)
+        if self.loss_weighting == "sample":
+            # every sample counts the same: a few labeled region pixels weigh as much as a fully labeled image
+            per_pixel = F.cross_entropy(logits.float(), targets, ignore_index=self.ignore_index, reduction="none")
+            labeled = (targets != self.ignore_index).flatten(1).sum(1)
+            per_sample = per_pixel.flatten(1).sum(1) / labeled.clamp(min=1)
+            loss = per_sample[labeled > 0].mean()
+        else:
+            loss = F.cross_entropy(logits.float(), targets, ignore_index=self.ignore_index)
         self.optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss) and bool((targets != self.ignore_index).any()):
             loss.backward()
@@ -227,6 +268,34 @@ class SegTrainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.max_grad_norm)
             self.optimizer.step()
         return float(loss.detach()) if torch.isfinite(loss) else 0.0
+
+    def train_steps(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        sample_image: torch.Tensor,
+        sample_box: torch.Tensor,
+        crop_size: tuple[int, int],
+        generator: torch.Generator,
+        steps: int,
+        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ) -> float:
+        """``steps`` optimizer steps on batches that walk through random permutations of the samples.
+
+        Training length in steps (not epochs) costs the same whatever the set size; ``schedule`` is
+        stepped after every optimizer step. Returns the mean loss.
+        """
+        losses, order = [], torch.empty(0, dtype=torch.long)
+        for _ in range(steps):
+            if order.numel() < min(self.batch_size, sample_image.shape[0]):
+                order = torch.cat([order, torch.randperm(sample_image.shape[0], generator=generator)])
+            pick, order = order[: self.batch_size], order[self.batch_size :]
+            idx = sample_image[pick].to(images.device)
+            crops, crop_targets = random_crops(images[idx], targets[idx], sample_box[pick], crop_size, generator)
+            losses.append(self.train_batch(crops.to(self.device), crop_targets.to(self.device)))
+            if schedule is not None:
+                schedule.step()
+        return sum(losses) / max(len(losses), 1)
 
     def train_epoch(
         self,
@@ -236,10 +305,12 @@ class SegTrainer:
         sample_box: torch.Tensor,
         crop_size: tuple[int, int],
         generator: torch.Generator,
+        schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     ) -> float:
         """One pass over samples (image index, box) in random order; returns the mean loss.
 
-        images uint8 [n, 3, H, W] and targets long [n, H, W] may live on the device already.
+        images uint8 [n, 3, H, W] and targets long [n, H, W] may live on the device already;
+        ``schedule`` is stepped after every batch.
         """
         order = torch.randperm(sample_image.shape[0], generator=generator)
         losses = []
@@ -248,6 +319,8 @@ class SegTrainer:
             idx = sample_image[pick].to(images.device)
             crops, crop_targets = random_crops(images[idx], targets[idx], sample_box[pick], crop_size, generator)
             losses.append(self.train_batch(crops.to(self.device), crop_targets.to(self.device)))
+            if schedule is not None:
+                schedule.step()
         return sum(losses) / max(len(losses), 1)
 
     def fit(

@@ -18,7 +18,8 @@ TINY_SYNTHETIC = {
     "num_pools": 4,
     "pool_size": 3,
     "budget": 16,
-    "pretrain_epochs": 1,
+    "pretrain_steps": 2,
+    "final_steps": 2,
     "mc_samples": 2,
     "batch_size": 4,
 }

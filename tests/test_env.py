@@ -45,15 +45,40 @@ def test_every_dataset_is_registered():
         assert gym.registry[env_id].kwargs["dataset"] == dataset
 
 
-def test_gymnasium_env_checker_passes(tiny):
+def test_gymnasium_env_checker_passes_on_the_env_gym_make_returns(tiny):
     from gymnasium.utils.env_checker import check_env
 
-    env = make(tiny, timing_in_info=False)  # wall-clock timings are the one part of info that differs run to run
+    env = make(tiny)  # default kwargs: the step timings stay out of info, so two identical steps compare equal
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        check_env(env, skip_render_check=False)
         check_env(env.unwrapped, skip_render_check=False)
     messages = [str(w.message) for w in caught if "gymnasium" in str(w.filename) or "segal" in str(w.filename)]
-    assert messages == []
+    assert [m for m in messages if "different from the unwrapped version" not in m] == []
+
+
+def test_step_timings_are_available_on_request(tiny):
+    env = make(tiny)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(first_valid(env.unwrapped._observation()))
+    assert "timing" not in info
+    assert set(env.unwrapped.last_timing) >= {"finetune", "reward", "features", "total"}
+    env = make(tiny, timing_in_info=True)
+    obs, _ = env.reset(seed=0)
+    _, _, _, _, info = env.step(first_valid(obs))
+    assert info["timing"]["total"] > 0
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [("freeze_bn", "False", "bool"), ("lr", "1e-3", "float"), ("budget", 16.0, "int"), ("num_pools", True, "int"),
+     ("region_size", "24x32", "tuple"), ("extra_features", "entropy", "tuple")],
+)
+def test_wrongly_typed_settings_name_key_type_and_value(tiny, key, value, expected):
+    with pytest.raises(TypeError) as error:
+        make(tiny, **{key: value})
+    message = str(error.value)
+    assert f"'{key}'" in message and expected in message and repr(value) in message
 
 
 def test_sb3_env_checker_passes(tiny):
@@ -102,8 +127,6 @@ def test_rewards_sum_to_scaled_mIoU_gain_and_budget_terminates(tiny):
     assert trajectory["infos"][-1]["regions_labeled"] == 16
     assert sum(trajectory["infos"][-1]["labeled_pixels_per_class"]) > 0
     assert all(isinstance(r, float) for r in trajectory["rewards"])
-    timing = trajectory["infos"][1]["timing"]
-    assert set(timing) >= {"finetune", "reward", "features", "other", "total"}
 
 
 def test_reset_restores_the_starting_network(tiny):
@@ -181,6 +204,33 @@ def test_whole_image_crops_train_each_image_once_with_all_its_regions(tiny):
     assert torch.equal(targets[0], expected)  # image 0's sample carries exactly its three labeled regions
 
 
+def test_final_training_uses_the_start_set_and_the_acquired_regions(tiny):
+    env = make(tiny, mode="test", final_training=True)
+    env.reset(seed=0)
+    u = env.unwrapped
+    seen = {}
+    original = u.trainer.train_steps
+
+    def spy(images, targets, sample_image, sample_box, *args, **kwargs):
+        seen.update(images=images.clone(), targets=targets.clone(), steps=args[2])
+        return original(images, targets, sample_image, sample_box, *args, **kwargs)
+
+    u.trainer.train_steps = spy
+    start_state = {k: v.clone() for k, v in u.trainer.model.state_dict().items()}
+    chosen = u._pools[:, 0].clone()
+    u.labeled.mark(chosen)
+    result = u._test_evaluation(seed=1)
+    start = u.roles.d_t.images if u.start_set == "d_t" else u.roles.d_s.images
+    n_region_images = len(torch.unique(torch.div(chosen, u.grid.per_image, rounding_mode="floor")))
+    assert seen["steps"] == u.final_steps
+    assert seen["images"].shape[0] == n_region_images + len(start)
+    assert torch.equal(seen["images"][n_region_images:], start)  # every start image, fully labeled
+    assert (seen["targets"][n_region_images:] != u.ignore_index).any()
+    assert 0.0 <= result["test_miou"] <= 1.0
+    # the episode goes on from the un-trained network: the final training works on a copy
+    assert all(torch.equal(v, start_state[k]) for k, v in u.trainer.model.state_dict().items())
+
+
 def test_replay_schedule_rehearses_start_set_images(tiny):
     env = make(tiny, finetune="replay", crop_size=(48, 64))
     obs, _ = env.reset(seed=0)
@@ -255,7 +305,8 @@ def test_camvid_smoke(camvid_root, tmp_path):
         num_pools=4,
         pool_size=3,
         budget=8,
-        pretrain_epochs=1,
+        pretrain_steps=2,
+        final_steps=2,
         mc_samples=2,
         cache_dir=str(tmp_path),
         device="cpu",

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
 
 import train  # noqa: E402
+from segal_env.config import parse_key_values  # noqa: E402
 from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
 
 
@@ -112,6 +113,8 @@ def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys)
         (["--algo", "DQN", "--env-kwargs", "num_pools=4"], "needs num_pools=1"),
         (["--timesteps", "8", "--episodes", "2"], "not allowed with argument"),
         (["--env-kwargs", "budget=15", "num_pools=4"], "not a multiple of num_pools"),
+        (["--env-kwargs", "freeze_bn=yes"], "--env-kwargs: env keyword 'freeze_bn' must be bool or None, got 'yes'"),
+        (["--eval-env-kwargs", "lr=fast"], "--eval-env-kwargs: env keyword 'lr' must be float or None, got 'fast'"),
     ],
 )
 def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, message):
@@ -121,11 +124,25 @@ def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, mes
     assert message in capsys.readouterr().err
 
 
-def test_parse_key_values():
-    parsed = train.parse_key_values(["a=1", "b=[45,40]", "c=../data", "d=0.5", "e=true", 'f={"x": 1}'], "--x")
-    assert parsed == {"a": 1, "b": [45, 40], "c": "../data", "d": 0.5, "e": True, "f": {"x": 1}}
+def test_key_values_parse_json_and_python_literals_the_same_way_in_both_scripts():
+    from agents.benchmark import cli
+
+    items = ["a=1", "b=[45,40]", "c=../data", "d=0.5", "e=true", 'f={"x": 1}', "g=False", "h=None"]
+    expected = {"a": 1, "b": [45, 40], "c": "../data", "d": 0.5, "e": True, "f": {"x": 1}, "g": False, "h": None}
+    assert parse_key_values(items, "--x") == expected
+    assert train.parse_key_values is parse_key_values
+    assert cli.parse_env_kwargs(["freeze_bn=False", "lr=1e-3"]) == {"freeze_bn": False, "lr": 1e-3}
+    with pytest.raises(cli.UsageError, match="'freeze_bn' must be bool or None, got 'no'"):
+        cli.parse_env_kwargs(["freeze_bn=no"])
     with pytest.raises(ValueError, match="given twice"):
-        train.parse_key_values(["a=1", "a=2"], "--x")
+        parse_key_values(["a=1", "a=2"], "--x")
+
+
+def test_freeze_bn_false_on_the_command_line_unfreezes_batchnorm(tmp_path, cache_dir):
+    train.main(["--out", str(tmp_path / "run"), *tiny_env_kwargs(cache_dir), "freeze_bn=False",
+                "--timesteps", "4", "--no-compare", "--no-progress-bar"])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["env_kwargs"]["freeze_bn"] is False
 
 
 def test_dqn_gets_one_pool(tmp_path, cache_dir):

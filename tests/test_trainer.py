@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from segal_env.models import build_model
 from segal_env.regions import LabeledRegions, RegionGrid
-from segal_env.trainer import OptimConfig, SegTrainer, random_crops
+from segal_env.trainer import OptimConfig, SegTrainer, random_crops, warmup_cosine
 
 
 def _trainer(seed=0):
@@ -65,3 +66,38 @@ def test_fit_improves_on_a_learnable_task_and_keeps_best():
     after = trainer.evaluate(images, labels).miou
     assert after > start and after > 0.9
     assert abs(after - report["best_val_miou"]) < 1e-9
+
+
+def test_warmup_cosine_rises_then_decays_to_zero():
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+    schedule = warmup_cosine(optimizer, total_steps=20, warmup_fraction=0.1)
+    lrs = []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[0] == pytest.approx(0.5) and lrs[1] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_start_network_is_the_same_for_every_thread_count(tmp_path):
+    from segal_env.checkpoints import load_or_pretrain
+    from segal_env.data import load_splits, make_roles
+
+    splits = load_splits("synthetic", n_train=12, n_val=4, n_test=2)
+    roles = make_roles("synthetic", splits, sizes={"d_s": 2, "d_t": 4})
+    states = []
+    threads = torch.get_num_threads()
+    try:
+        for count, cache in ((1, "one"), (2, "two")):
+            torch.set_num_threads(count)
+            state, report = load_or_pretrain(
+                {"dataset": "synthetic", "model": "unet_tiny"}, lambda: build_model("unet_tiny", 11), roles.d_s,
+                roles.d_r, "cpu", {"seed": 0, "steps": 4, "lr": 1e-2}, tmp_path / cache,
+            )
+            states.append(state)
+            assert torch.get_num_threads() == count  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(threads)
+    assert [point["step"] for point in report["curve"]] == [1, 2, 3, 4]
+    assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from segal_env.config import check_types, parse_key_values
+
 from agents.benchmark.runner import (
     CONTROLLED_KWARGS,
     SCHEMA_VERSION,
@@ -56,24 +58,24 @@ QUICK = {
     # enough that they do: ~25% test mIoU), fewer train images, pre-training capped at 20 epochs
     # (about a minute, once: cached), 6 candidates per pool, 4 MC-dropout samples for BALD
     "synthetic": {
-        "env_kwargs": {"dataset_kwargs": {"n_train": 120}, "num_pools": 8, "pool_size": 6, "pretrain_epochs": 20,
+        "env_kwargs": {"dataset_kwargs": {"n_train": 120}, "num_pools": 8, "pool_size": 6, "pretrain_steps": 200,
                        "mc_samples": 4},
         "budgets": [16, 32, 48, 64],
         "seeds": 2,
     },
     "camvid": {
         "env_kwargs": {"scale": 0.25, "region_size": [18, 20], "num_pools": 12, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30}, "pretrain_epochs": 20, "mc_samples": 4},
+                       "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30}, "pretrain_steps": 200, "mc_samples": 4},
         "budgets": [24, 48, 72],
         "seeds": 2,
     },
     "cityscapes": {
         "env_kwargs": {"scale": 0.125, "region_size": [32, 32], "num_pools": 16, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30, "d_v": 60}, "pretrain_epochs": 8, "mc_samples": 4},
+                       "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30, "d_v": 60}, "pretrain_steps": 80, "mc_samples": 4},
         "budgets": [32, 64, 96],
         "seeds": 2,
     },
-    "*": {"env_kwargs": {"pretrain_epochs": 8, "mc_samples": 4}, "budget_steps": [2, 4, 6], "seeds": 2},
+    "*": {"env_kwargs": {"pretrain_steps": 80, "mc_samples": 4}, "budget_steps": [2, 4, 6], "seeds": 2},
 }
 
 
@@ -82,26 +84,15 @@ class UsageError(Exception):
 
 
 # ---- argument parsing ------------------------------------------------------------------------------
-def parse_value(text: str):
-    """An env kwarg value: JSON when it parses (numbers, lists, dicts, true/false/null), else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        lowered = text.lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        if lowered in ("none", "null"):
-            return None
-        return text
-
-
 def parse_env_kwargs(items: list[str]) -> dict:
-    kwargs = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env-kwargs takes key=value pairs (values as JSON), got {item!r}")
-        kwargs[key.strip()] = parse_value(value)
+    """--env-kwargs KEY=VALUE items, parsed and type-checked like train.py's (segal_env.config)."""
+    from segal_env.env import SegALEnv  # torch loads only once a run needs it
+
+    try:
+        kwargs = parse_key_values(items, "--env-kwargs")
+        check_types(SegALEnv.__init__, kwargs, "env keyword")
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
     return kwargs
 
 

@@ -167,7 +167,7 @@ RESOLVED_ATTRIBUTES = {
     "optimizer": "_optim.optimizer", "batch_size": "_batch_size", "freeze_bn": "_freeze_bn",
     "num_pools": "num_pools", "pool_size": "pool_size", "budget": "budget", "region_size": "grid.region_size",
     "crop_size": "crop_size", "extra_features": "layout.extras", "mc_samples": "mc_samples", "start_set": "start_set",
-    "reward_scale": "reward_scale", "final_max_epochs": "final_max_epochs", "final_patience": "final_patience",
+    "reward_scale": "reward_scale", "final_steps": "final_steps",
 }
 
 
@@ -227,7 +227,7 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
     env = _make_env(spec)
     try:
         obs, info = env.reset(seed=spec.seed)
-        start_miou = float(info["miou"])
+        start_miou, info_start = float(info["miou"]), info
         base = env.unwrapped
         agent = make_agent(spec.policy_source, base, seed=spec.seed, device=spec.device)
         num_pools = int(base.num_pools)
@@ -246,7 +246,7 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             trace["regions_labeled"].append(labeled)
             trace["reward_set_miou"].append(float(info["miou"]))
             trace["reward"].append(float(reward))
-            trace["step_time_s"].append(float(info.get("timing", {}).get("total", float("nan"))))
+            trace["step_time_s"].append(float(env.unwrapped.last_timing.get("total", float("nan"))))
             event = {"event": "step", "run": spec.run_id, "step": step, "steps": steps, "labeled": labeled}
             if "test_miou" in info and labeled in budgets:
                 entries.append(
@@ -288,7 +288,7 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             "class_names": [str(c) for c in base.class_names],
             "num_pools": num_pools,
             "pool_size": int(getattr(base, "pool_size", 0)),
-            "start": {"reward_set_miou": start_miou},
+            "start": {"reward_set_miou": start_miou, "test_miou": info_start.get("start_test_miou")},
             "env_resolved": resolved_env(base, start_miou),
             "entries": entries,
             "trace": trace,
