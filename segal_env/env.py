@@ -510,9 +510,11 @@ class SegALEnv(gym.Env):
     def _test_evaluation(self, seed: int) -> dict:
         """Test-split mIoU now; with final_training, after training a copy of the network first.
 
-        The final training is the start network's recipe (Adam, warm-up and cosine decay over
-        ``final_steps``, final weights) on what a practitioner has labeled: the start set plus the
-        acquired regions. A fixed length instead of early stopping on D_R keeps it reproducible.
+        The final training continues from the current network, as the paper's does, with the
+        fine-tuning optimizer (fresh state, warm-up and cosine decay over ``final_steps``, final
+        weights) on what a practitioner has labeled: the start set plus the acquired regions. A fixed
+        length instead of early stopping on D_R keeps it reproducible. Re-heating to the pre-training
+        lr instead lost 2-4 test points against the start network (docs/al_dynamics.md).
         """
         test = self.roles.test
         if not self.final_training:
@@ -522,7 +524,7 @@ class SegALEnv(gym.Env):
         samples = self._with_start_images(
             self._region_samples(self.labeled.labeled_ids()), torch.arange(self._start_images.shape[0], device=self.device)
         )
-        self.trainer.optimizer = OptimConfig("adam", self._pretrain["lr"], weight_decay=1e-4).build(self.trainer.model.parameters())
+        self.trainer.optimizer = self._optim.build(self.trainer.model.parameters())
         self.trainer.freeze_bn = False  # as in pre-training
         with seeded_torch(seed, self.device):
             generator = torch.Generator().manual_seed(seed)
