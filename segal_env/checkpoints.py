@@ -19,6 +19,7 @@ import torch
 from .data.base import SegDataset
 from .models import SegmentationNet
 from .storage import atomic_save
+from .threads import single_torch_thread
 from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch, warmup_cosine, whole_image_boxes
 
 CACHE_VERSION = 5  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread
@@ -49,12 +50,8 @@ def one_cpu_thread(device: str | torch.device):
     if resolve_device(device).type != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_torch_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def pretrain(

@@ -290,11 +290,7 @@ class SegTrainer:
             if order.numel() < min(self.batch_size, sample_image.shape[0]):
                 order = torch.cat([order, torch.randperm(sample_image.shape[0], generator=generator)])
             pick, order = order[: self.batch_size], order[self.batch_size :]
-            idx = sample_image[pick].to(images.device)
-            crops, crop_targets = random_crops(images[idx], targets[idx], sample_box[pick], crop_size, generator)
-            losses.append(self.train_batch(crops.to(self.device), crop_targets.to(self.device)))
-            if schedule is not None:
-                schedule.step()
+            losses.append(self._train_picked(images, targets, sample_image, sample_box, pick, crop_size, generator, schedule))
         return sum(losses) / max(len(losses), 1)
 
     def train_epoch(
@@ -316,12 +312,17 @@ class SegTrainer:
         losses = []
         for start in range(0, order.numel(), self.batch_size):
             pick = order[start : start + self.batch_size]
-            idx = sample_image[pick].to(images.device)
-            crops, crop_targets = random_crops(images[idx], targets[idx], sample_box[pick], crop_size, generator)
-            losses.append(self.train_batch(crops.to(self.device), crop_targets.to(self.device)))
-            if schedule is not None:
-                schedule.step()
+            losses.append(self._train_picked(images, targets, sample_image, sample_box, pick, crop_size, generator, schedule))
         return sum(losses) / max(len(losses), 1)
+
+    def _train_picked(self, images, targets, sample_image, sample_box, pick, crop_size, generator, schedule) -> float:
+        """One optimizer step on the samples ``pick``: their crops, then ``schedule`` (if any) advances."""
+        idx = sample_image[pick].to(images.device)
+        crops, crop_targets = random_crops(images[idx], targets[idx], sample_box[pick], crop_size, generator)
+        loss = self.train_batch(crops.to(self.device), crop_targets.to(self.device))
+        if schedule is not None:
+            schedule.step()
+        return loss
 
     def fit(
         self,

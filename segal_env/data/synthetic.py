@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .base import SegDataset
+from ..threads import single_torch_thread
 from .io import IGNORE_INDEX, rescale_dataset
 
 SYNTHETIC_CLASSES = (
@@ -371,19 +371,6 @@ def _generate_chunk(n: int, height: int, width: int, gen: torch.Generator) -> tu
     return _render(cv, geo)
 
 
-@contextmanager
-def _single_threaded():
-    """Generation is hundreds of small ops on ~0.4M-element tensors: intra-op threads gain little there,
-    and when the cores are busy (training in another process) their spin-waits made it ~10x slower.
-    Parallelism comes from drawing chunks in separate threads instead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _chunk_generator(seed: int, split: str, chunk: int) -> torch.Generator:
     """Every (seed, split, chunk) has its own stream: splits never share images, chunks can run in parallel."""
     state = np.random.SeedSequence(seed, spawn_key=(SPLIT_STREAMS[split], chunk)).generate_state(1)[0]
@@ -401,8 +388,10 @@ def generate_synthetic(n: int, height: int = 96, width: int = 128, seed: int = 0
     def draw(chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
         return _generate_chunk(min(CHUNK, n - starts[chunk]), height, width, _chunk_generator(seed, split, chunk))
 
-    # one chunk per core: torch ops release the GIL, and each chunk's result is independent of scheduling
-    with _single_threaded(), ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
+    # one chunk per core: torch ops release the GIL, and each chunk's result is independent of scheduling.
+    # Generation is hundreds of small ops on ~0.4M-element tensors: intra-op threads gain little there,
+    # and when the cores are busy (training in another process) their spin-waits made it ~10x slower.
+    with single_torch_thread(), ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
         chunks = list(pool.map(draw, range(len(starts))))
     return SegDataset(
         images=torch.cat([im for im, _ in chunks]),
