@@ -75,7 +75,7 @@ def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
             "target_update_interval": 5 * steps_per_episode,
             "exploration_fraction": 0.5,
         }
-    return {}  # BatchDQN: the paper's values are its defaults
+    return {}  # BatchDQN: its own defaults, measured for this env (docs/dqn.md)
 
 
 # ---- command line ------------------------------------------------------------------------------

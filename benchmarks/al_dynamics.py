@@ -35,22 +35,12 @@ import torch
 
 import segal_env  # noqa: F401  (registers the ids)
 from agents import make_agent
+from agents.benchmark.aggregate import mean_std, paired_difference
 from segal_env.checkpoints import pretrain
 from segal_env.config import parse_key_values
 from segal_env.models import build_model
 from segal_env.storage import atomic_write_json, atomic_write_text
 from segal_env.trainer import seeded_torch
-
-
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
-def paired(a: list[float], b: list[float]) -> dict:
-    """Mean and standard error of the per-seed difference a - b (the same seeds: paired)."""
-    diff = np.asarray(a) - np.asarray(b)
-    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("nan")
-    return {"mean": float(diff.mean()), "se": se}
 
 
 # ---- pre-training reproducibility --------------------------------------------------------------------
@@ -111,13 +101,13 @@ def section_train(env_id: str, env_kwargs: dict, policies: list[str], seeds: lis
         agent = make_agent(policy, env, seed=0)
         episodes[policy] = [play(env, agent, seed) for seed in seeds]
         gains = [e["gain_points"] for e in episodes[policy]]
-        print(f"train mode, {policy}: D_R gain {np.mean(gains):+.2f} +- {mean_sd(gains)[1]:.2f} points "
+        print(f"train mode, {policy}: D_R gain {np.mean(gains):+.2f} +- {mean_std(gains)[1]:.2f} points "
               f"({', '.join(f'{g:+.2f}' for g in gains)})", flush=True)
-    summary = {p: dict(zip(("mean", "sd"), mean_sd([e["gain_points"] for e in eps]))) for p, eps in episodes.items()}
+    summary = {p: dict(zip(("mean", "sd"), mean_std([e["gain_points"] for e in eps]))) for p, eps in episodes.items()}
     result = {"episodes": episodes, "gain": summary, "start_miou": episodes[policies[0]][0]["start_miou"]}
     if "random" in episodes:
         base = [e["gain_points"] for e in episodes["random"]]
-        result["minus_random"] = {p: paired([e["gain_points"] for e in eps], base) for p, eps in episodes.items() if p != "random"}
+        result["minus_random"] = {p: paired_difference([e["gain_points"] for e in eps], base) for p, eps in episodes.items() if p != "random"}
         # per-step reward quality: signal = mean over steps of (policy - random) at the same step of the
         # same seed; noise = sd over seeds of a step's reward, averaged over steps
         rewards = {p: np.array([e["rewards"] for e in eps]) for p, eps in episodes.items()}
@@ -156,7 +146,7 @@ def section_test(env_id: str, env_kwargs: dict, policies: list[str], seeds: list
     for policy in policies:
         agent = make_agent(policy, env, seed=0)
         episodes[policy] = [play(env, agent, seed) for seed in seeds]
-        curve = {b: mean_sd([100 * e["test"][b] for e in episodes[policy]]) for b in episodes[policy][0]["test"]}
+        curve = {b: mean_std([100 * e["test"][b] for e in episodes[policy]]) for b in episodes[policy][0]["test"]}
         print(f"test mode, {policy}: " + ", ".join(f"{b}: {m:.2f} +- {s:.2f}" for b, (m, s) in curve.items()), flush=True)
     supervised = supervised_on_pool(env, supervised_steps)
     print(f"test mode: the network trained on the whole pool ({supervised['images']} images): "
@@ -208,7 +198,7 @@ def markdown(results: dict) -> str:
                   f"Headroom **{t['headroom_points']:.2f} points**; the best policy recovers **{100 * t['best_recovered_fraction']:.0f}%** of it.", "",
                   "| policy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
         for policy, eps in t["episodes"].items():
-            cells = [mean_sd([100 * e["test"][b] for e in eps]) for b in budgets]
+            cells = [mean_std([100 * e["test"][b] for e in eps]) for b in budgets]
             lines.append(f"| {policy} | " + " | ".join(f"{m:.2f} +- {s:.2f}" for m, s in cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -6,9 +6,11 @@ docs/al_dynamics.md (measured with benchmarks/al_dynamics.py).
 """
 from __future__ import annotations
 
-# the paper's in-loop fine-tuning (method.md): SGD, lr per data set; two changes measured on CamVid:
-# BatchNorm trains (frozen BatchNorm lost 12 D_R points in 8 steps) and every step replays earlier
-# regions and start-set images next to the new ones (the start set is labeled data the user has)
+# the paper's in-loop fine-tuning (method.md): SGD, lr per data set; changes measured on CamVid
+# (docs/benchmark_camvid.md): BatchNorm trains (frozen BatchNorm lost 12 D_R points in 8 steps), every
+# step replays earlier regions and start-set images next to the new ones (the start set is labeled
+# data the user has), and the lr is 1e-4, not the paper's 1e-3: our networks are trained from scratch
+# with Adam, and SGD at 1e-3 (momentum 0.95) dragged D_R from 41.8 to 30-37 within 8 steps
 PAPER_FINETUNING = {
     "finetune": "replay",
     "finetune_epochs": 1,
@@ -60,7 +62,7 @@ PRESETS: dict[str, dict] = {
         "pool_size": {"train": 20, "test": 10},
         "budget": {"train": 480, "test": 1920},
         **PAPER_FINETUNING,
-        "lr": 1e-3,
+        "lr": 1e-4,
     },
     # paper: 2048x1024 images, 128x128 regions, K=256, N=20 train / 100 test, budgets 3840 / up to 30720
     "cityscapes": {
@@ -83,7 +85,7 @@ PRESETS: dict[str, dict] = {
         "pool_size": {"train": 10, "test": 10},
         "budget": {"train": 80, "test": 160},
         **PAPER_FINETUNING,
-        "lr": 1e-3,
+        "lr": 1e-4,  # the same network and start recipe as CamVid's
     },
 }
 

@@ -87,16 +87,27 @@ def test_network_is_shared_over_pools_and_candidates():
     th.testing.assert_close(q_net(flipped), q.flip(1).flip(2))
 
 
-def test_learns():
-    """Reward = mean signal of the picked candidates: greedy beats random on identical episodes."""
+
+def test_closed_gate_leaves_the_state_value_for_every_candidate():
+    """Q = V(s) + gate x A(s, a): the gate scales the candidate's advantage, never the level V(s)."""
+    model = small_model(seed=0)
+    obs = {k: th.as_tensor(v) for k, v in sample_obs(ToyRegionEnv(num_pools=3, pool_size=5), 4).items()}
+    q_net = model.q_net.eval()
+    with th.no_grad():
+        assert q_net(obs).std(dim=(1, 2)).min() > 0  # an open gate: candidates differ
+        gate_out = q_net.gate[-2]
+        gate_out.weight.zero_()
+        gate_out.bias.fill_(-60.0)
+        q = q_net(obs)
+        value = q_net.value(q_net.state_embed(q_net.state_net(obs["state"].flatten(0, 1)).view(4, -1)))
+    th.testing.assert_close(q, value.view(4, 1, 1).expand(4, 3, 5))
+
+def test_learns_with_its_defaults():
+    """Reward = mean signal of the picked candidates: with the algorithm's own defaults (only the
+    network is smaller), greedy beats random on identical episodes."""
     gains = []
     for seed in range(3):
-        model = small_model(
-            seed=seed,
-            buffer_size=300,
-            gamma=0.5,
-            policy_kwargs=dict(SMALL_NET, optimizer_class=th.optim.Adam),
-        )
+        model = BatchDQN("RegionQPolicy", ToyRegionEnv(), policy_kwargs=SMALL_NET, seed=seed, device="cpu")
         model.learn(300)
         returns = {}
         for name, agent in (("dqn", model), ("random", RandomBaseline(model.env.get_attr("feature_layout")[0], seed))):
@@ -198,6 +209,27 @@ def test_td_target_ignores_masked_next_candidates():
     terminal = model.td_target(th.tensor([[1.0], [2.0]]), th.tensor([[1.0], [1.0]]), next_obs)
     th.testing.assert_close(terminal, th.tensor([[1.0], [2.0]]))
 
+
+
+def test_td_target_picks_next_action_with_running_batchnorm_statistics():
+    """The online net chooses a' as it does when acting (eval mode), and keeps its own mode."""
+    env = ToyRegionEnv()
+    model = small_model(env, gamma=0.5, seed=0)
+    model.learn(16)
+    next_obs = {k: th.as_tensor(v) for k, v in sample_obs(env, 8, seed=3).items()}
+    rewards, dones = th.zeros(8, 1), th.zeros(8, 1)
+    model.q_net.train(False)
+    expected = model.td_target(rewards, dones, next_obs)
+    model.q_net.train(True)
+    th.testing.assert_close(model.td_target(rewards, dones, next_obs), expected)
+    assert model.q_net.training
+
+
+def test_td_target_is_the_reward_when_gamma_is_zero():
+    model = small_model(gamma=0.0)
+    next_obs = {"state": th.zeros(2, 6, 3), "candidates": th.zeros(2, 3, 4, 8), "action_mask": th.ones(2, 3, 4)}
+    target = model.td_target(th.tensor([[1.5], [-2.0]]), th.tensor([[0.0], [1.0]]), next_obs)
+    th.testing.assert_close(target, th.tensor([[1.5] * 3, [-2.0] * 3]))
 
 def test_replay_buffer_save_load(tmp_path):
     model = small_model(seed=0)

@@ -58,6 +58,17 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     return float(array.mean()), std
 
 
+def paired_difference(a: Iterable[float], b: Iterable[float]) -> dict[str, float]:
+    """Mean and standard error of the per-seed difference a - b, both measured on the same seeds.
+
+    Pairing removes what the seeds share (the episode's pools, the network's start): the SE of the
+    difference is what says whether one policy beats another, not the two sds side by side.
+    """
+    diff = np.asarray(list(a), dtype=float) - np.asarray(list(b), dtype=float)
+    se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else math.nan
+    return {"mean": float(diff.mean()), "se": se}
+
+
 def regions_to_reach(budgets: list[float], values: list[float], target: float) -> tuple[float | None, str]:
     """Labeled regions at which a curve first reaches ``target``, by linear interpolation.
 

@@ -1,0 +1,152 @@
+"""Does the learned policy beat the heuristics? The end-to-end check of BatchDQN's learning signal.
+
+For every training seed: train BatchDQN on the env's train mode (pool D_T) for --timesteps env steps,
+then run its greedy policy on held-out train-mode episodes (episode seeds --eval-seed + i, never seen
+in training) beside the baselines on the very same episodes (paired). The score of an episode is its
+reward-set gain (final - start D_R mIoU, in points = the episode's return). Per training seed: the
+agent's mean gain and its paired difference to each baseline (mean +- SE over episodes); over seeds:
+the mean of those and the SE over training seeds. Also how often the agent's pick is entropy's.
+
+    python benchmarks/dqn_learning.py                                   # seeds 0 1 2, 300 steps each
+    python benchmarks/dqn_learning.py --seeds 0 1 2 --algo-kwargs gamma=0.999 --out /tmp/gamma999
+
+Each training seed's result is written as it finishes (``<out>/seed<k>.json``) and reused by a rerun
+with the same settings, so an interrupted run resumes. The table goes to ``<out>.md`` / ``<out>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import segal_env  # noqa: F401  (registers the ids)
+from agents import BatchDQN, make_agent
+from agents.benchmark.aggregate import mean_std, paired_difference
+from segal_env.config import parse_key_values
+from segal_env.storage import atomic_write_json, atomic_write_text
+
+
+def episode_gains(agent, env: gym.Env, seeds: list[int], reference=None) -> tuple[list[float], float]:
+    """Greedy episodes: the D_R gain of each (points) and the share of picks equal to ``reference``'s."""
+    gains, same, picks = [], 0, 0
+    for seed in seeds:
+        obs, info = env.reset(seed=seed)
+        start, done = info["miou"], False
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            if reference is not None:
+                same += int((np.asarray(action) == reference.predict(obs, deterministic=True)[0]).sum())
+                picks += np.asarray(action).size
+            obs, _, done, _, info = env.step(action)
+        gains.append(100.0 * (info["miou"] - start))
+    return gains, (same / picks if picks else float("nan"))
+
+
+def over_seeds(values: list[float]) -> dict[str, float]:
+    """Mean and standard error over training seeds (each seed's value is already a paired mean)."""
+    mean, sd = mean_std(values)
+    return {"mean": mean, "se": sd / np.sqrt(len(values)) if len(values) > 1 else float("nan")}
+
+
+def train_seed(env_id: str, env_kwargs: dict, algo_kwargs: dict, seed: int, timesteps: int) -> BatchDQN:
+    env = gym.make(env_id, mode="train", **env_kwargs)
+    model = BatchDQN("RegionQPolicy", env, seed=seed, device="cpu", **algo_kwargs)
+    return model.learn(timesteps)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="SegAL-Synthetic-v0")
+    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="BatchDQN keyword arguments")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--timesteps", type=int, default=300)
+    parser.add_argument("--eval-episodes", type=int, default=6)
+    parser.add_argument("--eval-seed", type=int, default=100)
+    parser.add_argument("--baselines", nargs="+", default=["random", "entropy"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/dqn_learning")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    algo_kwargs = parse_key_values(args.algo_kwargs, "--algo-kwargs")
+    episode_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
+    settings = {"env": args.env, "env_kwargs": env_kwargs, "algo_kwargs": algo_kwargs, "timesteps": args.timesteps,
+                "episode_seeds": episode_seeds, "threads": args.threads}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    eval_env = gym.make(args.env, mode="train", **env_kwargs)
+    entropy = make_agent("entropy", eval_env, seed=0)
+    baselines = {}
+    for name in args.baselines:
+        started = time.perf_counter()
+        gains, _ = episode_gains(make_agent(name, eval_env, seed=0), eval_env, episode_seeds)
+        baselines[name] = gains
+        print(f"{name}: held-out D_R gain {np.mean(gains):+.2f} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    per_seed = []
+    for seed in args.seeds:
+        path = out / f"seed{seed}.json"
+        if path.exists() and json.loads(path.read_text())["settings"] == settings:
+            per_seed.append(json.loads(path.read_text()))
+            print(f"seed {seed}: reused {path}", flush=True)
+            continue
+        started = time.perf_counter()
+        model = train_seed(args.env, env_kwargs, algo_kwargs, seed, args.timesteps)
+        train_seconds = time.perf_counter() - started
+        gains, agreement = episode_gains(model, eval_env, episode_seeds, reference=entropy)
+        record = {
+            "settings": settings,
+            "seed": seed,
+            "train_seconds": train_seconds,
+            "agent_gains": gains,
+            "picks_equal_to_entropy": agreement,
+            "minus": {name: paired_difference(gains, base) for name, base in baselines.items()},
+        }
+        atomic_write_json(record, path)
+        per_seed.append(record)
+        print(f"seed {seed}: agent {np.mean(gains):+.2f}, "
+              + ", ".join(f"- {n} {d['mean']:+.2f} +- {d['se']:.2f} SE" for n, d in record["minus"].items())
+              + f", picks = entropy's {100 * agreement:.0f}%, trained in {train_seconds:.0f} s", flush=True)
+
+    agent_means = [float(np.mean(r["agent_gains"])) for r in per_seed]
+    summary = {
+        "settings": settings,
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "baselines": {n: dict(zip(("mean", "sd"), mean_std(g))) | {"gains": g} for n, g in baselines.items()},
+        "agent": dict(zip(("mean", "sd"), mean_std(agent_means))),
+        "minus_over_seeds": {n: over_seeds([r["minus"][n]["mean"] for r in per_seed]) for n in baselines},
+        "per_seed": per_seed,
+    }
+    lines = [
+        f"BatchDQN on {args.env} train mode, {args.timesteps} training steps, algo kwargs {json.dumps(algo_kwargs)}, "
+        f"env kwargs {json.dumps(env_kwargs)}; held-out episodes {episode_seeds} (paired); D_R gain per episode in points",
+        "",
+        "| training seed | agent | " + " | ".join(f"agent - {n} (SE)" for n in baselines) + " | picks = entropy's | train (s) |",
+        "|---|---:|" + "---:|" * len(baselines) + "---:|---:|",
+    ]
+    for r in per_seed:
+        cells = " | ".join(f"{r['minus'][n]['mean']:+.2f} ({r['minus'][n]['se']:.2f})" for n in baselines)
+        lines.append(f"| {r['seed']} | {np.mean(r['agent_gains']):+.2f} | {cells} | "
+                     f"{100 * r['picks_equal_to_entropy']:.0f}% | {r['train_seconds']:.0f} |")
+    over = summary["minus_over_seeds"]
+    lines.append(f"| mean over seeds (SE over seeds) | {summary['agent']['mean']:+.2f} | "
+                 + " | ".join(f"{over[n]['mean']:+.2f} ({over[n]['se']:.2f})" for n in baselines) + " | | |")
+    lines += ["", "Baselines on the same episodes: "
+              + ", ".join(f"{n} {v['mean']:+.2f} +- {v['sd']:.2f} (sd)" for n, v in summary["baselines"].items())]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    atomic_write_json(summary, f"{args.out}.json")
+    atomic_write_text(text, f"{args.out}.md")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
