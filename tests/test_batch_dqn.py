@@ -57,7 +57,7 @@ def test_run(n_envs):
     assert actions.shape == (n_envs, 2) and actions.dtype.kind == "i"
 
 
-def test_default_network_is_the_papers_size():
+def test_papers_widths_give_the_papers_network_size():
     """~0.4M parameters at CamVid sizes (S=240 state regions, C=11, no extras)."""
     state_dim = 11 + 192
     obs_space = spaces.Dict(
