@@ -54,6 +54,15 @@ def over_seeds(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "se": sd / np.sqrt(len(values)) if len(values) > 1 else float("nan")}
 
 
+def resolved_algorithm(env: gym.Env, algo_kwargs: dict) -> dict:
+    """The agent's effective hyperparameters (defaults included), so that a stored seed is reused only
+    for the same agent even after a default changes."""
+    model = BatchDQN("RegionQPolicy", env, device="cpu", **algo_kwargs)
+    net = {k: v for k, v in model.policy.net_args.items() if k != "observation_space"}
+    keys = ("gamma", "buffer_size", "learning_rate", "batch_size", "gradient_steps", "target_update_interval")
+    return {**{k: getattr(model, k) for k in keys}, **net, "optimizer": model.policy.optimizer_class.__name__}
+
+
 def train_seed(env_id: str, env_kwargs: dict, algo_kwargs: dict, seed: int, timesteps: int) -> BatchDQN:
     env = gym.make(env_id, mode="train", **env_kwargs)
     model = BatchDQN("RegionQPolicy", env, seed=seed, device="cpu", **algo_kwargs)
@@ -77,12 +86,13 @@ def main(argv: list[str] | None = None) -> dict:
     env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
     algo_kwargs = parse_key_values(args.algo_kwargs, "--algo-kwargs")
     episode_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
+    eval_env = gym.make(args.env, mode="train", **env_kwargs)
     settings = {"env": args.env, "env_kwargs": env_kwargs, "algo_kwargs": algo_kwargs, "timesteps": args.timesteps,
-                "episode_seeds": episode_seeds, "threads": args.threads}
+                "episode_seeds": episode_seeds, "threads": args.threads,
+                "resolved_algorithm": resolved_algorithm(eval_env, algo_kwargs)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    eval_env = gym.make(args.env, mode="train", **env_kwargs)
     entropy = make_agent("entropy", eval_env, seed=0)
     baselines = {}
     for name in args.baselines:
