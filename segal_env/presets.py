@@ -10,7 +10,7 @@ from __future__ import annotations
 # (docs/benchmark_camvid.md): BatchNorm trains (frozen BatchNorm lost 12 D_R points in 8 steps), every
 # step replays earlier regions and start-set images next to the new ones (the start set is labeled
 # data the user has), and the lr is 1e-4, not the paper's 1e-3: our networks are trained from scratch
-# with Adam, and SGD at 1e-3 (momentum 0.95) dragged D_R from 41.8 to 30-37 within 8 steps
+# with Adam, and SGD at 1e-3 (momentum 0.95) dragged D_R from 41.8 to 29-37 within 8 steps
 PAPER_FINETUNING = {
     "finetune": "replay",
     "finetune_epochs": 1,
