@@ -22,7 +22,8 @@ from .storage import atomic_save
 from .threads import single_torch_thread
 from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch, warmup_cosine, whole_image_boxes
 
-CACHE_VERSION = 5  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread
+CACHE_VERSION = 6  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread;
+# 6: BatchNorm recalibrated on evenly spaced images
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:

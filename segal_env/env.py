@@ -36,6 +36,12 @@ FINETUNE_SCHEDULES = {
     "start set's images (constant cost; keeps what the start network learned)",
     "all": "one epoch over every labeled region (cost grows with the budget)",
 }
+REWARDS = {
+    "gain": "reward_scale x the D_R mIoU gain of the step (the paper)",
+    "gain_over_random": "the step's gain minus the gain of random picks from the same pools, fine-tuned from the same "
+    "network with the same random numbers (common random numbers: training noise shared by both cancels; twice the "
+    "fine-tuning cost)",
+}
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +105,7 @@ class SegALEnv(gym.Env):
         pool_size: int | None = None,
         budget: int | None = None,
         reward_scale: float = 100.0,
+        reward: str = "gain",
         model: str | None = None,
         dropout: float = 0.5,
         pretrained_backbone: bool = False,
@@ -137,6 +144,8 @@ class SegALEnv(gym.Env):
         finetune = finetune or preset_value(dataset, "finetune", mode)
         if finetune not in FINETUNE_SCHEDULES:
             raise ValueError(f"finetune must be one of {sorted(FINETUNE_SCHEDULES)}, got '{finetune}'")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {sorted(REWARDS)}, got '{reward}'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got '{render_mode}'")
         extras = tuple(extra_features)
@@ -147,6 +156,7 @@ class SegALEnv(gym.Env):
         self.mode = mode
         self.dataset = dataset
         self.reward_scale = float(reward_scale)
+        self.reward = reward
         self.finetune = finetune
         self.finetune_epochs = int(_or_preset(finetune_epochs, dataset, "finetune_epochs", mode))
         self.mc_samples = int(mc_samples)
@@ -324,42 +334,49 @@ class SegALEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         t_start = time.perf_counter()
         chosen = self._chosen_regions(action)
-        self.labeled.mark(chosen)
-        self._last_chosen = chosen.cpu()
+        earlier = self.labeled.labeled_ids()
         step_seed = int(self.np_random.integers(2**31 - 1))
+        replay_pick = self._replay_pick(earlier.numel(), chosen.numel())
 
         t0 = self._clock()
-        samples = self._finetune_samples(chosen)
-        schedule = None
-        if self.lr_decay:  # this step's lr decays to zero: the reward is measured on a settled network
-            batches = self.finetune_epochs * -(-samples[2].numel() // self._batch_size)
-            schedule = warmup_cosine(self.trainer.optimizer, batches, warmup_fraction=0.0)
-        with seeded_torch(step_seed, self.device):
-            generator = torch.Generator().manual_seed(step_seed)
-            for _ in range(self.finetune_epochs):
-                self.trainer.train_epoch(*samples, self.crop_size, generator, schedule)
+        reference = None
+        if self.reward == "gain_over_random":
+            before = self.trainer.snapshot()
+            reference = self._random_picks(step_seed)
+            self._finetune(reference, earlier, replay_pick, step_seed)
+            reference_miou = self.trainer.evaluate(self._reward_images, self._reward_labels).miou
+            self.labeled.unmark(reference)
+            self.trainer.load_state_dict(before)
         t1 = self._clock()
-        result = self.trainer.evaluate(self._reward_images, self._reward_labels)
-        reward = self.reward_scale * (result.miou - self._miou)
-        self._miou, self._per_class_iou = result.miou, result.per_class_iou
+        self._finetune(chosen, earlier, replay_pick, step_seed)
+        self._last_chosen = chosen.cpu()
         t2 = self._clock()
+        result = self.trainer.evaluate(self._reward_images, self._reward_labels)
+        gain = result.miou - self._miou
+        extra = {}
+        if reference is not None:
+            extra["reference_gain"] = reference_miou - self._miou
+            gain -= extra["reference_gain"]
+        reward = self.reward_scale * gain
+        self._miou, self._per_class_iou = result.miou, result.per_class_iou
+        t3 = self._clock()
         self._steps += 1
         terminated = self.labeled.count >= self.budget
         self._pools = self._sample_pools()
         with seeded_torch(step_seed + 1, self.device):
             obs = self._observation()
-        t3 = self._clock()
-        extra = {}
+        t4 = self._clock()
         if self.mode == "test" and (self.labeled.count in self.eval_budgets or terminated):
             extra.update(self._test_evaluation(step_seed + 2))
-        t4 = self._clock()
+        t5 = self._clock()
         total = time.perf_counter() - t_start
         self.last_timing = {
-            "finetune": t1 - t0,
-            "reward": t2 - t1,
-            "features": t3 - t2,
-            "test_eval": t4 - t3,
-            "other": total - (t4 - t0),
+            "reference": t1 - t0,
+            "finetune": t2 - t1,
+            "reward": t3 - t2,
+            "features": t4 - t3,
+            "test_eval": t5 - t4,
+            "other": total - (t5 - t0),
             "total": total,
         }
         if self.timing_in_info:
@@ -426,18 +443,42 @@ class SegALEnv(gym.Env):
         pools.view(-1)[:take] = torch.as_tensor(ids)
         return pools.T.contiguous()
 
-    def _finetune_samples(self, chosen: torch.Tensor):
+    def _replay_pick(self, n_earlier: int, n_new: int) -> np.ndarray | None:
+        """Which earlier regions (ids < n_earlier) and start images (the rest) the "replay" schedule retrains on."""
+        if self.finetune != "replay":
+            return None
+        n_start = self._start_images.shape[0]
+        return self.np_random.choice(n_earlier + n_start, min(n_earlier + n_start, n_new), replace=False)
+
+    def _random_picks(self, seed: int) -> torch.Tensor:
+        """One random valid candidate per pool (global ids): the reference of ``reward="gain_over_random"``."""
+        rng = np.random.default_rng(seed)
+        valid = (self._pools >= 0).cpu().numpy()
+        picks = [rng.choice(np.flatnonzero(row)) for row in valid]
+        return self._pools[torch.arange(self.num_pools), torch.as_tensor(picks, dtype=torch.long)].to(self.device)
+
+    def _finetune(self, chosen: torch.Tensor, earlier: torch.Tensor, replay_pick: np.ndarray | None, seed: int) -> None:
+        """Label ``chosen`` and fine-tune on this step's samples with the step's seed."""
+        self.labeled.mark(chosen)
+        samples = self._finetune_samples(chosen, earlier, replay_pick)
+        schedule = None
+        if self.lr_decay:  # this step's lr decays to zero: the reward is measured on a settled network
+            batches = self.finetune_epochs * -(-samples[2].numel() // self._batch_size)
+            schedule = warmup_cosine(self.trainer.optimizer, batches, warmup_fraction=0.0)
+        with seeded_torch(seed, self.device):
+            generator = torch.Generator().manual_seed(seed)
+            for _ in range(self.finetune_epochs):
+                self.trainer.train_epoch(*samples, self.crop_size, generator, schedule)
+
+    def _finetune_samples(self, chosen: torch.Tensor, earlier: torch.Tensor, pick: np.ndarray | None):
         """Training samples of this step's fine-tuning, per the schedule (FINETUNE_SCHEDULES)."""
         if self.finetune == "step":
             return self._region_samples(chosen)
-        labeled = self.labeled.labeled_ids()
         n_start = self._start_images.shape[0]
         if self.finetune == "all":
-            return self._with_start_images(self._region_samples(labeled), torch.arange(n_start, device=self.device))
+            return self._with_start_images(self._region_samples(self.labeled.labeled_ids()), torch.arange(n_start, device=self.device))
         # replay: this step's regions plus as many samples drawn from earlier regions and the start set's images
-        earlier = labeled[~torch.isin(labeled, chosen)]
         n_earlier = earlier.numel()
-        pick = self.np_random.choice(n_earlier + n_start, min(n_earlier + n_start, chosen.numel()), replace=False)
         from_regions = torch.as_tensor(pick[pick < n_earlier], dtype=torch.long, device=earlier.device)
         samples = self._region_samples(torch.cat([chosen, earlier[from_regions]]))
         from_start = torch.as_tensor(np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=self.device)

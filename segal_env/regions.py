@@ -97,6 +97,10 @@ class LabeledRegions:
             raise ValueError(f"region(s) {region_ids[flat[region_ids]].tolist()} are already labeled")
         flat[region_ids] = True
 
+    def unmark(self, region_ids: torch.Tensor) -> None:
+        """Forget regions labeled for a trial (the reference fine-tuning of ``reward="gain_over_random"``)."""
+        self.labeled.view(-1)[torch.as_tensor(region_ids, dtype=torch.long, device=self.labeled.device)] = False
+
     def unlabeled_ids(self) -> torch.Tensor:
         return torch.nonzero(~self.labeled.view(-1)).squeeze(1)
 

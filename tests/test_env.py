@@ -129,6 +129,19 @@ def test_rewards_sum_to_scaled_mIoU_gain_and_budget_terminates(tiny):
     assert all(isinstance(r, float) for r in trajectory["rewards"])
 
 
+def test_gain_over_random_reward_leaves_the_episode_unchanged_and_subtracts_the_reference(tiny):
+    plain = run_episode(make(tiny), seed=2)
+    relative = run_episode(make(tiny, reward="gain_over_random"), seed=2)
+    # the reference fine-tuning is undone: the same network, labels and observations as with the plain reward
+    assert [i["miou"] for i in relative["infos"]] == [i["miou"] for i in plain["infos"]]
+    np.testing.assert_array_equal(relative["obs"][-1]["candidates"], plain["obs"][-1]["candidates"])
+    for reward, plain_reward, info in zip(relative["rewards"], plain["rewards"], relative["infos"][1:]):
+        assert reward == pytest.approx(plain_reward - 100.0 * info["reference_gain"], abs=1e-9)
+    assert any(info["reference_gain"] != 0.0 for info in relative["infos"][1:])
+    with pytest.raises(ValueError, match="reward must be one of"):
+        make(tiny, reward="gain_over_entropy")
+
+
 def test_reset_restores_the_starting_network(tiny):
     env = make(tiny)
     env.reset(seed=0)
@@ -236,8 +249,9 @@ def test_replay_schedule_rehearses_start_set_images(tiny):
     obs, _ = env.reset(seed=0)
     u = env.unwrapped
     chosen = u._pools[:, 0].clone()
+    earlier = u.labeled.labeled_ids()
     u.labeled.mark(chosen)
-    images, targets, position, boxes = u._finetune_samples(chosen)
+    images, targets, position, boxes = u._finetune_samples(chosen, earlier, u._replay_pick(earlier.numel(), len(chosen)))
     # first step: nothing labeled before, so the K replayed samples come from the 2 start (D_S) images
     start = u.roles.d_s.images
     assert position.numel() == len(chosen) + len(start)

@@ -101,3 +101,12 @@ def test_start_network_is_the_same_for_every_thread_count(tmp_path):
         torch.set_num_threads(threads)
     assert [point["step"] for point in report["curve"]] == [1, 2, 3, 4]
     assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
+
+
+def test_batchnorm_recalibration_samples_the_whole_set_not_its_first_images():
+    # a set stored in sequence order: 64 dark frames of one video, then 64 bright frames of another
+    trainer = SegTrainer(torch.nn.BatchNorm2d(3), 3, 255, device="cpu", optim=OptimConfig(lr=0.01))
+    images = torch.cat([torch.zeros(64, 3, 4, 4), torch.full((64, 3, 4, 4), 255.0)]).to(torch.uint8)
+    trainer.recalibrate_batchnorm(images, max_images=16)
+    whole_set = trainer._inputs(images).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(trainer.model.running_mean, whole_set, atol=1e-4, rtol=0)
