@@ -9,6 +9,10 @@ the mean of those and the SE over training seeds. Also how often the agent's pic
 
     python benchmarks/dqn_learning.py                                   # seeds 0 1 2, 300 steps each
     python benchmarks/dqn_learning.py --seeds 0 1 2 --algo-kwargs gamma=0.999 --out /tmp/gamma999
+    python benchmarks/dqn_learning.py --train-env-kwargs reward=gain_over_random --out /tmp/crn  # train on another reward
+
+--env-kwargs apply to training and to the held-out episodes; --train-env-kwargs to training only, so a
+training-time option (a reward) is scored on the same held-out episodes as the defaults.
 
 Each training seed's result is written as it finishes (``<out>/seed<k>.json``) and reused by a rerun
 with the same settings, so an interrupted run resumes. The table goes to ``<out>.md`` / ``<out>.json``.
@@ -64,6 +68,7 @@ def resolved_algorithm(env: gym.Env, algo_kwargs: dict) -> dict:
 
 
 def train_seed(env_id: str, env_kwargs: dict, algo_kwargs: dict, seed: int, timesteps: int) -> BatchDQN:
+    """BatchDQN trained for ``timesteps`` steps on the train mode of ``env_id``."""
     env = gym.make(env_id, mode="train", **env_kwargs)
     model = BatchDQN("RegionQPolicy", env, seed=seed, device="cpu", **algo_kwargs)
     return model.learn(timesteps)
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="SegAL-Synthetic-v0")
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--train-env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="env keyword arguments for training only (on top of --env-kwargs)")
     parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="BatchDQN keyword arguments")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--timesteps", type=int, default=300)
@@ -84,12 +91,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    train_env_kwargs = {**env_kwargs, **parse_key_values(args.train_env_kwargs, "--train-env-kwargs")}
     algo_kwargs = parse_key_values(args.algo_kwargs, "--algo-kwargs")
     episode_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
     eval_env = gym.make(args.env, mode="train", **env_kwargs)
     settings = {"env": args.env, "env_kwargs": env_kwargs, "algo_kwargs": algo_kwargs, "timesteps": args.timesteps,
                 "episode_seeds": episode_seeds, "threads": args.threads,
                 "resolved_algorithm": resolved_algorithm(eval_env, algo_kwargs)}
+    if train_env_kwargs != env_kwargs:  # only then, so the stored seeds of earlier runs stay reusable
+        settings["train_env_kwargs"] = train_env_kwargs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"seed {seed}: reused {path}", flush=True)
             continue
         started = time.perf_counter()
-        model = train_seed(args.env, env_kwargs, algo_kwargs, seed, args.timesteps)
+        model = train_seed(args.env, train_env_kwargs, algo_kwargs, seed, args.timesteps)
         train_seconds = time.perf_counter() - started
         gains, agreement = episode_gains(model, eval_env, episode_seeds, reference=entropy)
         record = {
@@ -137,7 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     lines = [
         f"BatchDQN on {args.env} train mode, {args.timesteps} training steps, algo kwargs {json.dumps(algo_kwargs)}, "
-        f"env kwargs {json.dumps(env_kwargs)}; held-out episodes {episode_seeds} (paired); D_R gain per episode in points",
+        f"env kwargs {json.dumps(env_kwargs)}"
+        + (f", training env kwargs {json.dumps(train_env_kwargs)}" if train_env_kwargs != env_kwargs else "")
+        + f"; held-out episodes {episode_seeds} (paired); D_R gain per episode in points",
         "",
         "| training seed | agent | " + " | ".join(f"agent - {n} (SE)" for n in baselines) + " | picks = entropy's | train (s) |",
         "|---|---:|" + "---:|" * len(baselines) + "---:|---:|",
