@@ -7,22 +7,14 @@ observation: no back channel into the env. ``predict`` takes one observation (ca
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from agents.masking import masked_argmax
+
 if TYPE_CHECKING:  # the agents import without the environment package
     from segal_env.layout import FeatureLayout
-
-
-def masked_argmax(scores: np.ndarray, action_mask: np.ndarray) -> np.ndarray:
-    """Per-pool argmax over the last axis among valid candidates (mask > 0.5)."""
-    return np.where(action_mask > 0.5, scores, -np.inf).argmax(axis=-1)
-
-
-def sample_valid(action_mask: np.ndarray, rng: Any = np.random) -> np.ndarray:
-    """One uniform pick among the valid candidates of every pool (``rng``: a Generator or ``np.random``)."""
-    return masked_argmax(rng.random(action_mask.shape), action_mask)
 
 
 class RegionScoreBaseline:

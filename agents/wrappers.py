@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents.baselines import sample_valid
+from agents.masking import sample_valid
 
 
 class SinglePoolWrapper(gym.Wrapper):

@@ -22,12 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -35,12 +33,13 @@ import torch
 
 import segal_env  # noqa: F401  (registers the ids)
 from agents import make_agent
-from agents.benchmark.aggregate import mean_std, paired_difference
-from segal_env.checkpoints import pretrain
-from segal_env.config import parse_key_values
+from experiments.benchmark.aggregate import mean_std, paired_difference
+from experiments.episodes import play_episode
+from segal_env.config import parse_env_settings
 from segal_env.models import build_model
+from segal_env.runtime import seeded_torch
+from segal_env.start_network import pretrain
 from segal_env.storage import atomic_write_json, atomic_write_text
-from segal_env.trainer import seeded_torch
 
 
 # ---- pre-training reproducibility --------------------------------------------------------------------
@@ -78,20 +77,15 @@ def section_pretrain(env_id: str, env_kwargs: dict) -> dict:
 # ---- episodes ------------------------------------------------------------------------------------------
 def play(env: gym.Env, agent, seed: int) -> dict:
     """One greedy episode: D_R mIoU per step, rewards, test mIoU where reported, labeled pixels per class."""
-    obs, info = env.reset(seed=seed)
-    record = {"seed": seed, "start_miou": info["miou"], "rewards": [], "test": {}, "step_seconds": []}
-    done = False
-    while not done:
-        action, _ = agent.predict(obs, deterministic=True)
-        obs, reward, done, _, info = env.step(action)
-        record["rewards"].append(reward)
-        record["step_seconds"].append(env.unwrapped.last_timing["total"])
-        if "test_miou" in info:
-            record["test"][info["regions_labeled"]] = info["test_miou"]
-    record["final_miou"] = info["miou"]
-    record["gain_points"] = 100 * (info["miou"] - record["start_miou"])
-    record["labeled_pixels_per_class"] = info["labeled_pixels_per_class"]
-    return record
+    seconds = []
+    episode = play_episode(agent, env, seed, on_step=lambda *_: seconds.append(env.unwrapped.last_timing["total"]))
+    final = episode.final_info
+    return {
+        "seed": seed, "start_miou": episode.start_info["miou"], "rewards": episode.rewards, "step_seconds": seconds,
+        "test": {info["regions_labeled"]: info["test_miou"] for info in episode.infos if "test_miou" in info},
+        "final_miou": final["miou"], "gain_points": episode.gain_points,
+        "labeled_pixels_per_class": final["labeled_pixels_per_class"],
+    }
 
 
 def section_train(env_id: str, env_kwargs: dict, policies: list[str], seeds: list[int]) -> dict:
@@ -124,10 +118,10 @@ def section_train(env_id: str, env_kwargs: dict, policies: list[str], seeds: lis
 def supervised_on_pool(env: gym.Env, steps: int) -> dict:
     """The env's network trained on every image of its pool with the start network's recipe: the headroom."""
     base = env.unwrapped
-    pool = base.roles.d_t if base.mode == "train" else base.roles.d_v
+    pool = base.roles.d_t if base.config.mode == "train" else base.roles.d_v
     with seeded_torch(0, torch.device("cpu")):
-        model = build_model(base._model_name, base.num_classes, base._dropout, base._pretrained)
-    report = pretrain(model, pool, base.roles.d_r, 0, base.device, steps, base._pretrain["lr"])
+        model = build_model(base.config.model, base.num_classes, base.config.dropout, base.config.pretrained_backbone)
+    report = pretrain(model, pool, base.roles.d_r, 0, base.device, steps, base.config.pretrain_lr)
     trainer = base.trainer.__class__(model, base.num_classes, base.ignore_index, base.device)
     test = trainer.evaluate(base.roles.test.images, base.roles.test.labels)
     return {"steps": steps, "images": len(pool), "d_r_miou": report["val_miou"], "test_miou": test.miou}
@@ -219,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="benchmarks/results/al_dynamics")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    env_kwargs = {"device": "cpu", **parse_key_values(args.env_kwargs, "--env-kwargs")}
+    env_kwargs = {"device": "cpu", **parse_env_settings(args.env_kwargs)}
     results: dict = {
         "command": "python benchmarks/al_dynamics.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "platform": f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} cores",

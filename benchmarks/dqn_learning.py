@@ -31,31 +31,21 @@ import torch
 
 import segal_env  # noqa: F401  (registers the ids)
 from agents import BatchDQN, make_agent
-from agents.benchmark.aggregate import mean_std, paired_difference
-from segal_env.config import parse_key_values
+from experiments.benchmark.aggregate import mean_se, mean_std, paired_difference
+from experiments.episodes import play_episode
+from segal_env.config import parse_env_settings, parse_key_values
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
 def episode_gains(agent, env: gym.Env, seeds: list[int], reference=None) -> tuple[list[float], float]:
     """Greedy episodes: the D_R gain of each (points) and the share of picks equal to ``reference``'s."""
-    gains, same, picks = [], 0, 0
-    for seed in seeds:
-        obs, info = env.reset(seed=seed)
-        start, done = info["miou"], False
-        while not done:
-            action, _ = agent.predict(obs, deterministic=True)
-            if reference is not None:
-                same += int((np.asarray(action) == reference.predict(obs, deterministic=True)[0]).sum())
-                picks += np.asarray(action).size
-            obs, _, done, _, info = env.step(action)
-        gains.append(100.0 * (info["miou"] - start))
-    return gains, (same / picks if picks else float("nan"))
+    agreement = []
 
+    def compare_pick(obs, action, reward, info) -> None:
+        agreement.append(action == reference.predict(obs, deterministic=True)[0])
 
-def over_seeds(values: list[float]) -> dict[str, float]:
-    """Mean and standard error over training seeds (each seed's value is already a paired mean)."""
-    mean, sd = mean_std(values)
-    return {"mean": mean, "se": sd / np.sqrt(len(values)) if len(values) > 1 else float("nan")}
+    episodes = [play_episode(agent, env, seed, on_step=compare_pick if reference is not None else None) for seed in seeds]
+    return [e.gain_points for e in episodes], (float(np.mean(agreement)) if agreement else float("nan"))
 
 
 def resolved_algorithm(env: gym.Env, algo_kwargs: dict) -> dict:
@@ -90,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="benchmarks/results/dqn_learning")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
-    train_env_kwargs = {**env_kwargs, **parse_key_values(args.train_env_kwargs, "--train-env-kwargs")}
+    env_kwargs = parse_env_settings(args.env_kwargs)
+    train_env_kwargs = {**env_kwargs, **parse_env_settings(args.train_env_kwargs, "--train-env-kwargs")}
     algo_kwargs = parse_key_values(args.algo_kwargs, "--algo-kwargs")
     episode_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
     eval_env = gym.make(args.env, mode="train", **env_kwargs)
@@ -142,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
         "baselines": {n: dict(zip(("mean", "sd"), mean_std(g))) | {"gains": g} for n, g in baselines.items()},
         "agent": dict(zip(("mean", "sd"), mean_std(agent_means))),
-        "minus_over_seeds": {n: over_seeds([r["minus"][n]["mean"] for r in per_seed]) for n in baselines},
+        "minus_over_seeds": {n: mean_se([r["minus"][n]["mean"] for r in per_seed]) for n in baselines},
         "per_seed": per_seed,
     }
     lines = [

@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import segal_env  # noqa: F401  (registers the ids)
-from segal_env.config import parse_key_values
+from segal_env.config import parse_env_settings
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    env = gym.make(args.env, device="cpu", **parse_key_values(args.env_kwargs, "--env-kwargs"))
+    env = gym.make(args.env, device="cpu", **parse_env_settings(args.env_kwargs))
     env.reset(seed=0)
     u = env.unwrapped
-    trainer, batch = u.trainer, u._batch_size
-    images, labels = u._pool_images[:batch], u._pool_labels[:batch].long()
+    trainer, batch = u.trainer, u.config.batch_size
+    images, labels = u.data.pool_images[:batch], u.data.pool_labels[:batch].long()
     for _ in range(3):  # warm-up: allocator and kernel selection
         trainer.train_batch(images, labels)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> dict:
             for e in events[: args.top]]
     result = {
         "command": "python benchmarks/finetune_profile.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "env": args.env, "model": u._model_name, "batch_size": batch, "image_size": list(images.shape[-2:]),
+        "env": args.env, "model": u.config.model, "batch_size": batch, "image_size": list(images.shape[-2:]),
         "threads": torch.get_num_threads(), "updates": args.updates, "seconds_per_update_profiled": seconds, "ops": rows,
     }
     lines = [f"`{result['command']}`", "",
-             f"{u._model_name}, batch {batch} of {images.shape[-2]}x{images.shape[-1]} images, {result['threads']} torch "
+             f"{u.config.model}, batch {batch} of {images.shape[-2]}x{images.shape[-1]} images, {result['threads']} torch "
              f"thread(s): {1e3 * seconds:.1f} ms per update under the profiler", "",
              "| operator | share of self CPU time | ms per update |", "|---|---:|---:|"]
     lines += [f"| {r['op']} | {100 * r['share']:.1f}% | {r['ms_per_update']:.1f} |" for r in rows]

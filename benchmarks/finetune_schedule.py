@@ -20,19 +20,9 @@ import torch
 
 import segal_env  # noqa: F401
 from agents import make_agent
-from segal_env.config import parse_key_values
+from experiments.episodes import play_episode
+from segal_env.config import parse_env_settings
 from segal_env.storage import atomic_write_json, atomic_write_text
-
-
-def episode_trajectory(env, agent, seed: int, max_steps: int | None = None) -> list[float]:
-    """D_R mIoU at the start and after every step of one greedy episode (at most ``max_steps`` steps)."""
-    obs, info = env.reset(seed=seed)
-    trajectory, done = [info["miou"]], False
-    while not done and (max_steps is None or len(trajectory) <= max_steps):
-        action, _ = agent.predict(obs, deterministic=True)
-        obs, _, done, _, info = env.step(action)
-        trajectory.append(info["miou"])
-    return trajectory
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -49,13 +39,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
-    common = parse_key_values(args.env_kwargs, "--env-kwargs")
+    common = parse_env_settings(args.env_kwargs)
     for setting in json.loads(args.settings):
         env = gym.make(args.env, mode=args.mode, **common, **setting)
         for policy in args.policies:
             agent = make_agent(policy, env, seed=0)
             started = time.perf_counter()
-            trajectories = [episode_trajectory(env, agent, seed, args.max_steps) for seed in range(args.seeds)]
+            trajectories = [play_episode(agent, env, seed, args.max_steps).miou_trajectory for seed in range(args.seeds)]
             rows.append({"setting": setting, "policy": policy, "start_miou": trajectories[0][0],
                          "gains": [t[-1] - t[0] for t in trajectories], "trajectories": trajectories,
                          "seconds": time.perf_counter() - started})

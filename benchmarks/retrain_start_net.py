@@ -26,15 +26,15 @@ def retrain(env_id: str, env_kwargs: dict, setting: dict, crop: tuple[int, int] 
     env = gym.make(env_id, **env_kwargs, **setting)
     env.reset(seed=0)
     u = env.unwrapped
-    start = u.roles.d_s if u.start_set == "d_s" else u.roles.d_t
+    start = u.roles.d_s if u.config.start_set == "d_s" else u.roles.d_t
     images, labels = start.images.to(u.device), start.labels.long().to(u.device)
     n, (height, width) = images.shape[0], start.image_size
     boxes = whole_image_boxes(n, (height, width))
     generator = torch.Generator().manual_seed(0)
-    curve = [u.trainer.evaluate(u._reward_images, u._reward_labels).miou]
+    curve = [u.trainer.evaluate(u.roles.d_r.images, u.roles.d_r.labels).miou]
     for _ in range(epochs):
         u.trainer.train_epoch(images, labels, torch.arange(n), boxes, crop or (height, width), generator)
-        curve.append(u.trainer.evaluate(u._reward_images, u._reward_labels).miou)
+        curve.append(u.trainer.evaluate(u.roles.d_r.images, u.roles.d_r.labels).miou)
     return curve
 
 

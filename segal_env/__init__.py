@@ -12,8 +12,12 @@ from gymnasium.envs.registration import register, registry
 from .env import SegALEnv
 from .layout import FeatureLayout
 
-__all__ = ["SegALEnv", "FeatureLayout", "ENV_IDS"]
+from .config import EnvConfig
+
+__all__ = ["DEFAULT_ENV_ID", "ENV_IDS", "EnvConfig", "FeatureLayout", "SegALEnv"]
 __version__ = "0.1.0"
+
+DEFAULT_ENV_ID = "SegAL-Synthetic-v0"  # the built-in default: synthetic data, runs on a 2-core CPU
 
 ENV_IDS = {
     "SegAL-Synthetic-v0": "synthetic",

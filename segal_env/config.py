@@ -1,18 +1,44 @@
-"""Settings from the command line and their types: one KEY=VALUE parser, one type check.
+"""The environment's settings: one KEY=VALUE parser, one type check, and the resolved ``EnvConfig``.
+
+``EnvConfig`` holds every env keyword. ``resolve_env_config`` fills what the user left at None from the
+data set's presets (presets.py), scales sizes, and validates everything that does not need the data;
+the env adds the checks that do (region tiling, budget against the pool) and exposes the result as
+``env.unwrapped.config``, which train.py, the benchmark records and render read. Nothing else
+describes the settings again.
 
 Why a type check: a command line gives strings, and ``bool("False")`` is True, so a mistyped setting
 used to change the run silently (``freeze_bn=False`` left BatchNorm frozen). Every env keyword is
-now checked against the annotation of ``SegALEnv.__init__``, and the error names the key, the type
-it needs and what was given.
+checked against its annotation in ``EnvConfig``, and the error names the key, the type it needs and
+what was given.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+from .data import DATASET_NAMES
+from .finetuning import FINETUNE_SCHEDULES
+from .layout import FeatureLayout
+from .presets import preset_value
+from .trainer import LOSS_WEIGHTINGS
+
+DEFAULT_EXTRAS = ("entropy", "margin", "confidence", "bald")
+MODES = {"train": "pool D_T, for training agents", "test": "pool D_V, for benchmarking policies"}
+START_SETS = ("d_s", "d_t", "none")
+OPTIMIZERS = ("sgd", "adam")
+RENDER_MODES = ("rgb_array",)
+REWARDS = {
+    "gain": "reward_scale x the D_R mIoU gain of the step (the paper)",
+    "gain_over_random": "the step's gain minus the gain of random picks from the same pools, fine-tuned from the same "
+    "network with the same random numbers (common random numbers: training noise shared by both cancels; twice the "
+    "fine-tuning cost)",
+}
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
@@ -87,7 +113,8 @@ def _describe(hint: Any) -> str:
 
 
 def check_types(function: Callable, settings: dict[str, Any], what: str = "setting") -> None:
-    """Raise TypeError for the first value in ``settings`` that does not fit ``function``'s annotation."""
+    """Raise TypeError for the first value in ``settings`` that does not fit ``function``'s annotation
+    (``function`` may be a class: its field annotations count)."""
     hints = typing.get_type_hints(function)
     for key, value in settings.items():
         if key in hints and not _matches(value, hints[key]):
@@ -96,3 +123,152 @@ def check_types(function: Callable, settings: dict[str, Any], what: str = "setti
                 + ("; on the command line write true/false, not a quoted string" if hints[key] in (bool, bool | None)
                    and isinstance(value, str) else "")
             )
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Every setting of a SegAL env. None means "the data set's preset for the mode" (presets.py); sizes
+    are (height, width) at the working resolution, after ``scale``. Resolved by ``resolve_env_config``.
+    """
+
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    dataset_kwargs: dict | None = None
+    roles_file: str | None = None
+    role_sizes: dict | None = None
+    data_seed: int = 0
+    scale: float = 1.0
+    mode: str = "train"
+    region_size: tuple[int, int] | list[int] | None = None
+    num_pools: int | None = None
+    pool_size: int | None = None
+    budget: int | None = None
+    reward_scale: float = 100.0
+    reward: str = "gain"
+    model: str | None = None
+    dropout: float = 0.5
+    pretrained_backbone: bool = False
+    finetune: str | None = None
+    finetune_epochs: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float = 0.95
+    weight_decay: float = 1e-4
+    max_grad_norm: float = 4.0
+    batch_size: int | None = None
+    freeze_bn: bool | None = None
+    loss_weighting: str | None = None
+    lr_decay: bool | None = None
+    crop_size: tuple[int, int] | list[int] | None = None
+    extra_features: tuple[str, ...] | list[str] = DEFAULT_EXTRAS
+    mc_samples: int = 20
+    start_set: str | None = None
+    pretrain_steps: int | None = None
+    pretrain_lr: float | None = None
+    checkpoint_seed: int = 0
+    eval_budgets: list[int] | None = None
+    final_training: bool = False
+    final_steps: int | None = None
+    cache_dir: str | None = None
+    device: str = "auto"
+    render_mode: str | None = None
+    timing_in_info: bool = False
+    verbose: bool = False
+
+    @property
+    def steps_per_episode(self) -> int:
+        return -(-self.budget // self.num_pools)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able (tuples as lists), e.g. for config.json and benchmark records."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+ENV_KEYWORDS = tuple(field.name for field in dataclasses.fields(EnvConfig))
+# filled from presets.py when left at None; the sizes are then multiplied by ``scale``
+_FROM_PRESETS = ("model", "finetune", "finetune_epochs", "optimizer", "lr", "batch_size", "freeze_bn", "loss_weighting",
+                 "lr_decay", "start_set", "pretrain_steps", "pretrain_lr", "final_steps", "num_pools", "pool_size", "budget")
+_SCALED_PRESETS = ("region_size", "crop_size")
+
+
+def _choice(key: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {sorted(choices)}, got {value!r}")
+
+
+def parse_env_settings(items: list[str] | None, option: str = "--env-kwargs") -> dict[str, Any]:
+    """Command-line env keywords: KEY=VALUE items parsed, with unknown keys and wrong types rejected.
+
+    Raises ValueError naming ``option``, the key, the expected type and what was given. Values are checked,
+    not resolved: presets are filled in when the env is built.
+    """
+    settings = parse_key_values(items, option)
+    unknown = sorted(set(settings) - set(ENV_KEYWORDS))
+    if unknown:
+        raise ValueError(f"{option}: unknown env keyword(s) {unknown}; valid: {', '.join(ENV_KEYWORDS)}")
+    try:
+        check_types(EnvConfig, settings, "env keyword")
+    except TypeError as error:
+        raise ValueError(f"{option}: {error}") from None
+    return settings
+
+
+def resolve_env_config(**settings: Any) -> EnvConfig:
+    """User keywords -> a validated ``EnvConfig`` with every preset filled in.
+
+    Raises TypeError for an unknown keyword or a value of the wrong type (naming the key, the type and
+    the value), ValueError for a value out of range (naming the fix).
+    """
+    unknown = sorted(set(settings) - set(ENV_KEYWORDS))
+    if unknown:
+        raise TypeError(f"unknown env keyword(s) {unknown}; valid: {', '.join(ENV_KEYWORDS)}")
+    check_types(EnvConfig, settings, "env keyword")
+    given = EnvConfig(**settings)
+    if given.dataset not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset '{given.dataset}'; choose from {sorted(DATASET_NAMES)}")
+    if given.mode not in MODES:
+        raise ValueError(f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{given.mode}'")
+    filled: dict[str, Any] = {}
+    for key in _FROM_PRESETS:
+        value = getattr(given, key)
+        filled[key] = preset_value(given.dataset, key, given.mode) if value is None else value
+    for key in _SCALED_PRESETS:
+        value = getattr(given, key)
+        if value is None and preset_value(given.dataset, key, given.mode) is not None:
+            value = tuple(int(round(v * given.scale)) for v in preset_value(given.dataset, key, given.mode))
+        filled[key] = None if value is None else tuple(int(v) for v in value)
+    if filled["region_size"] is None:
+        raise ValueError(f"dataset '{given.dataset}' has no default region size: pass region_size=(height, width)")
+    for key in ("finetune_epochs", "batch_size", "pretrain_steps", "final_steps", "num_pools", "pool_size", "budget"):
+        filled[key] = int(filled[key])
+    for key in ("lr", "pretrain_lr"):
+        filled[key] = float(filled[key])
+    filled["extra_features"] = tuple(given.extra_features)
+    filled["eval_budgets"] = sorted({int(b) for b in given.eval_budgets or []})
+    config = dataclasses.replace(given, scale=float(given.scale), reward_scale=float(given.reward_scale), **filled)
+
+    _choice("finetune", config.finetune, FINETUNE_SCHEDULES)
+    _choice("reward", config.reward, REWARDS)
+    _choice("optimizer", config.optimizer, OPTIMIZERS)
+    _choice("loss_weighting", config.loss_weighting, LOSS_WEIGHTINGS)
+    _choice("start_set", config.start_set, START_SETS)
+    if config.render_mode is not None:
+        _choice("render_mode", config.render_mode, RENDER_MODES)
+    FeatureLayout(1, config.extra_features)  # unknown or repeated extras raise here, naming the valid ones
+    if "bald" in config.extra_features and config.mc_samples < 2:
+        raise ValueError("the 'bald' feature needs mc_samples >= 2; drop it from extra_features or raise mc_samples")
+    if config.batch_size < 1 or config.finetune_epochs < 0:
+        raise ValueError(f"batch_size must be >= 1 and finetune_epochs >= 0, got {config.batch_size} and {config.finetune_epochs}")
+    if config.pretrain_steps < 1 or config.final_steps < 1:
+        raise ValueError(f"pretrain_steps and final_steps must be >= 1, got {config.pretrain_steps} and {config.final_steps}")
+    if config.num_pools < 1 or config.pool_size < 1:
+        raise ValueError(f"num_pools and pool_size must be >= 1, got {config.num_pools} and {config.pool_size}")
+    if config.budget < 1 or config.budget % config.num_pools:
+        raise ValueError(
+            f"budget {config.budget} is not a multiple of num_pools={config.num_pools} (each step labels one region "
+            f"per pool); use e.g. budget={config.budget // config.num_pools * config.num_pools or config.num_pools}"
+        )
+    bad = [b for b in config.eval_budgets if b % config.num_pools or b <= 0 or b > config.budget]
+    if bad:
+        raise ValueError(f"eval_budgets {bad} must be positive multiples of num_pools={config.num_pools} and <= budget={config.budget}")
+    return config

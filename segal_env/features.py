@@ -6,26 +6,17 @@ pooling over the stacked regions, and KL matrices are one matrix product.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from .layout import KL_BINS, KL_MAX, POOL_CELLS, FeatureLayout
 from .regions import RegionGrid
+from .scores import EPS, PIXEL_SCORES, Predictions
 
-EPS = 1e-6
-
-
-def entropy_map(probs: torch.Tensor) -> torch.Tensor:
-    """Per-pixel softmax entropy / log C, in [0, 1]: [n, C, H, W] -> [n, H, W]."""
-    return -(probs * probs.clamp_min(EPS).log()).sum(1) / math.log(probs.shape[1])
-
-
-def base_region_features(probs: torch.Tensor, grid: RegionGrid) -> tuple[torch.Tensor, torch.Tensor]:
-    """[n, R, C + 192] rows (predicted-class histogram, min/mean/max pooled entropy) and the entropy map."""
+def base_region_features(pred: Predictions, grid: RegionGrid) -> torch.Tensor:
+    """[n, R, C + 192] rows: predicted-class histogram, min/mean/max pooled entropy."""
+    probs, entropy = pred.probs, pred.entropy
     n, num_classes = probs.shape[:2]
-    entropy = entropy_map(probs)
     pixels = grid.region_size[0] * grid.region_size[1]
     hist = grid.class_histograms(probs.argmax(1), num_classes).float() / pixels
     cells = grid.split(entropy).reshape(n * grid.per_image, 1, *grid.region_size)
@@ -33,7 +24,7 @@ def base_region_features(probs: torch.Tensor, grid: RegionGrid) -> tuple[torch.T
     pooled_min = -F.adaptive_max_pool2d(-cells, POOL_CELLS)
     pooled_mean = F.adaptive_avg_pool2d(cells, POOL_CELLS)
     pooled = torch.cat([pooled_min, pooled_mean, pooled_max], 1).reshape(n, grid.per_image, -1)
-    return torch.cat([hist, pooled], -1), entropy
+    return torch.cat([hist, pooled], -1)
 
 
 def region_mean(pixel_map: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
@@ -41,37 +32,10 @@ def region_mean(pixel_map: torch.Tensor, grid: RegionGrid) -> torch.Tensor:
     return grid.split(pixel_map).flatten(-2).mean(-1)
 
 
-def bald_map(mutual_information: torch.Tensor, num_classes: int, size: tuple[int, int]) -> torch.Tensor:
-    """Per-pixel BALD [n, h, w] at head resolution -> divided by log C and upsampled to ``size``."""
-    scaled = mutual_information / math.log(num_classes)
-    return F.interpolate(scaled[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-
-
-def extra_region_features(
-    names: tuple[str, ...],
-    probs: torch.Tensor,
-    entropy: torch.Tensor,
-    grid: RegionGrid,
-    mutual_information: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """[n, R, len(names)] region means of the requested per-pixel uncertainty scores."""
-    columns = []
-    top2 = probs.topk(2, dim=1).values if {"margin", "confidence"} & set(names) else None
-    for name in names:
-        if name == "entropy":
-            pixel_map = entropy
-        elif name == "margin":
-            pixel_map = 1.0 - (top2[:, 0] - top2[:, 1])
-        elif name == "confidence":
-            pixel_map = 1.0 - top2[:, 0]
-        elif name == "bald":
-            if mutual_information is None:
-                raise ValueError("the 'bald' feature needs MC-dropout samples (mc_samples > 0)")
-            pixel_map = bald_map(mutual_information, probs.shape[1], probs.shape[-2:])
-        else:
-            raise ValueError(f"unknown extra feature '{name}'")
-        columns.append(region_mean(pixel_map, grid))
-    return torch.stack(columns, -1) if columns else probs.new_zeros(probs.shape[0], grid.per_image, 0)
+def extra_region_features(names: tuple[str, ...], pred: Predictions, grid: RegionGrid) -> torch.Tensor:
+    """[n, R, len(names)] region means of the named per-pixel scores (scores.PIXEL_SCORES)."""
+    columns = [region_mean(PIXEL_SCORES[name](pred), grid) for name in names]
+    return torch.stack(columns, -1) if columns else pred.probs.new_zeros(pred.probs.shape[0], grid.per_image, 0)
 
 
 def class_distribution(hist: torch.Tensor) -> torch.Tensor:

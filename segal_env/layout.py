@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .scores import PIXEL_SCORES
+
 POOL_CELLS = 8  # entropy map of a region pooled onto an 8x8 grid
 KL_BINS = 32
 KL_MAX = 8.0  # KL values above this fall in the last bin
 
-# name -> what it measures (region mean of a per-pixel score)
-EXTRA_FEATURES = {
-    "entropy": "mean softmax entropy / log C",
-    "margin": "mean of 1 - (p_top1 - p_top2): high when the two best classes are close",
-    "confidence": "mean of 1 - p_top1 (least confidence)",
-    "bald": "mean MC-dropout mutual information H[E p] - E H[p], / log C",
-}
+# name -> what it measures: the region mean of that per-pixel score (scores.py)
+EXTRA_FEATURES = {name: score.__doc__.split(":")[0] for name, score in PIXEL_SCORES.items()}
 
 
 @dataclass(frozen=True)

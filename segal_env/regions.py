@@ -77,10 +77,6 @@ class LabeledRegions:
         self.labeled = torch.zeros(num_images, grid.per_image, dtype=torch.bool, device=device)
 
     @property
-    def total(self) -> int:
-        return self.labeled.numel()
-
-    @property
     def count(self) -> int:
         return int(self.labeled.sum())
 

@@ -6,16 +6,11 @@ Bottom row: a state-set image, the network's prediction, the ground truth and th
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
-from .features import entropy_map
 from .regions import RegionGrid
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .env import SegALEnv
+from .scores import entropy_map
 
 # CamVid-like colours for the first classes, then evenly spaced hues
 _BASE_PALETTE = [
@@ -60,35 +55,43 @@ def _paint(image: torch.Tensor, mask: torch.Tensor, colour: tuple[int, int, int]
     return torch.where(mask, blended, image.float()).round().to(torch.uint8)
 
 
-def render_state(env: "SegALEnv") -> np.ndarray:
-    grid = env.grid
+def render_state(
+    grid: RegionGrid,
+    num_classes: int,
+    pool_images: torch.Tensor,
+    pools: torch.Tensor,
+    labeled: torch.Tensor,
+    last_chosen: torch.Tensor,
+    state_image: torch.Tensor,
+    state_probs: torch.Tensor,
+    state_label: torch.Tensor,
+) -> np.ndarray:
+    """uint8 [2H, 4W, 3]: pool images with labeled / candidate / chosen regions, then a state image, its
+    prediction, its ground truth and its entropy map.
+
+    ``pools`` [K, N] and ``last_chosen`` are global region ids, ``labeled`` is bool [num_images, R],
+    ``state_image`` is uint8 [1, 3, H, W] with ``state_probs`` its softmax map [1, C, H, W].
+    """
     per_image = grid.per_image
-    pools = env._pools.reshape(-1)
-    pools = pools[pools >= 0]
-    candidates = torch.zeros(env.labeled.labeled.shape[0] * per_image, dtype=torch.bool)
+    pools = pools.reshape(-1)
+    pools = pools[pools >= 0].cpu()
+    candidates = torch.zeros(labeled.shape[0] * per_image, dtype=torch.bool)
     candidates[pools] = True
     chosen = torch.zeros_like(candidates)
-    chosen[env._last_chosen] = True
-    labeled = env.labeled.labeled.reshape(-1).cpu()
-    shown = torch.unique(torch.cat([env._last_chosen, pools]) // per_image)[:4].tolist()
+    chosen[last_chosen] = True
+    labeled = labeled.reshape(-1).cpu()
+    shown = torch.unique(torch.cat([last_chosen, pools]) // per_image)[:4].tolist()
     width = max(1, min(grid.region_size) // 16)
     tiles = []
     for index in shown:
         span = slice(index * per_image, (index + 1) * per_image)
-        image = env._pool_images[index].cpu()
+        image = pool_images[index].cpu()
         image = _paint(image, grid.expand(labeled[span]), (0, 200, 0), alpha=0.35)
         image = _paint(image, region_outline(grid, candidates[span], width), (255, 220, 0))
         image = _paint(image, region_outline(grid, chosen[span], 2 * width), (255, 0, 0))
         tiles.append(image)
-    state_image = env._state_images[:1]
-    probs = env.trainer.probabilities(state_image)
-    entropy = (entropy_map(probs)[0].cpu() * 255).round().to(torch.uint8).expand(3, -1, -1)
-    bottom = [
-        state_image[0].cpu(),
-        colourize(probs[0].argmax(0), env.num_classes),
-        colourize(env.roles.d_s.labels[0], env.num_classes),
-        entropy,
-    ]
+    entropy = (entropy_map(state_probs)[0].cpu() * 255).round().to(torch.uint8).expand(3, -1, -1)
+    bottom = [state_image[0].cpu(), colourize(state_probs[0].argmax(0), num_classes), colourize(state_label, num_classes), entropy]
     blank = torch.zeros_like(bottom[0])
     top = tiles + [blank] * (4 - len(tiles))
     canvas = torch.cat([torch.cat(top, dim=2), torch.cat(bottom, dim=2)], dim=1)

@@ -11,10 +11,15 @@ from typing import Callable
 import torch
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """``write(tmp)`` into a temporary file beside ``path``, then rename it onto ``path``.
+
+    The temporary name ends with ``path``'s suffix, so writers that add a missing suffix (SB3's
+    ``save`` adds ".zip") write exactly where they are told.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
         write(tmp)
@@ -27,7 +32,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
     """torch.save, atomically."""
-    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
@@ -35,10 +40,11 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
 
-    return _atomic(path, write)
+    return atomic_write(path, write)
 
 
 def atomic_write_json(obj, path: str | os.PathLike) -> Path:
+    """JSON with arrays as lists, paths as strings and classes as "module.QualName" (e.g. a policy's extractor)."""
     return atomic_write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n", path)
 
 
@@ -47,4 +53,6 @@ def _jsonable(value):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, type):
+        return f"{value.__module__}.{value.__qualname__}"
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -19,7 +19,8 @@ from .data import load_splits
 from .models import MODELS, build_model
 from .presets import PRESETS, preset_value
 from .storage import atomic_write_json, atomic_write_text
-from .trainer import OptimConfig, SegTrainer, seeded_torch, whole_image_boxes
+from .runtime import seeded_torch
+from .trainer import OptimConfig, SegTrainer, whole_image_boxes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

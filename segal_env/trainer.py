@@ -20,6 +20,7 @@ from torch import nn
 
 from .metrics import confusion_matrix, iou_per_class, mean_iou
 from .models import SegmentationNet, normalize
+from .runtime import resolve_device
 from .storage import atomic_save
 
 
@@ -28,21 +29,6 @@ LOSS_WEIGHTINGS = {
     "sample": "cross-entropy averaged per sample, then over samples: a sample with one labeled region weighs as "
     "much as a fully labeled image",
 }
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def seeded_torch(seed: int, device: torch.device):
-    """Run a block with torch's global RNG (dropout) seeded, restoring the caller's RNG afterwards."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
-        torch.manual_seed(seed)
-        yield
 
 
 @dataclass

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,15 @@ TINY_SYNTHETIC = {
     "mc_samples": 2,
     "batch_size": 4,
 }
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Two busy cores make torch's 2-thread BatchNorm ~40x slower; one thread keeps tests fast."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,7 @@ from segal_env.layout import FeatureLayout
 SMALL_NET = dict(state_net_arch=[32, 16], state_embed_dim=16, candidate_net_arch=[64, 32])
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two busy cores make torch's 2-thread BatchNorm ~40x slower; one thread keeps tests fast."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_model(env=None, **kwargs) -> BatchDQN:

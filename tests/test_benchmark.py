@@ -1,4 +1,4 @@
-"""The benchmark (evaluate.py / agents.benchmark): resume, aggregation, plots, backend equivalence, errors.
+"""The benchmark (evaluate.py / experiments.benchmark): resume, aggregation, plots, backend equivalence, errors.
 
 Runs use the shared tiny synthetic configuration (conftest; 2 steps of 4 regions, 8-image test split)
 and the session's cache dir, so the starting network is pre-trained once (one epoch).
@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.benchmark import aggregate as agg
-from agents.benchmark import backends as backends_module
-from agents.benchmark.cli import main
-from agents.benchmark.plots import make_plots
-from agents.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
+from experiments.benchmark import aggregate as agg
+from experiments.benchmark import backends as backends_module
+from experiments.benchmark.cli import main
+from experiments.benchmark.plots import make_plots
+from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
 from conftest import TINY_SYNTHETIC, as_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ def test_interrupted_benchmark_resumes_and_skips_finished_runs(tmp_path, cache_d
     finished_before = (out / "runs" / "random__seed0.json").read_text()
 
     # a torn temporary file of a killed writer, and a truncated result file, are not taken as results
-    (out / "runs" / ".bald__seed1.json.x1y2.tmp").write_text('{"schema_version": 1, "ent')
+    (out / "runs" / ".bald__seed1.x1y2.tmp.json").write_text('{"schema_version": 1, "ent')
     (out / "runs" / "bald__seed1.json").write_text('{"schema_version": 1, "kind": "segal-benchmark-run", "ent')
     calls.clear()
     monkeypatch.setattr(backends_module, "run_episode", lambda spec, progress=None: (calls.append(spec.run_id), real_run(spec, progress))[1])
@@ -199,7 +199,8 @@ def test_ray_gives_the_same_numbers_as_serial(serial_out, tmp_path, cache_dir):
 
 def test_run_episode_is_a_pure_function_of_its_spec(serial_out, cache_dir):
     """The in-process runner (what every backend calls) repeats the stored numbers exactly."""
-    from agents.benchmark.cli import build_parser, make_specs, resolve_config
+    from experiments.benchmark.cli import build_parser
+    from experiments.benchmark.protocol import make_specs, resolve_config
 
     config = resolve_config(build_parser().parse_args(tiny_args(serial_out, cache_dir, seeds=1)))
     spec = next(s for s in make_specs(config) if s.policy == "random")

@@ -60,7 +60,7 @@ def test_gymnasium_env_checker_passes_on_the_env_gym_make_returns(tiny):
 def test_step_timings_are_available_on_request(tiny):
     env = make(tiny)
     env.reset(seed=0)
-    _, _, _, _, info = env.step(first_valid(env.unwrapped._observation()))
+    _, _, _, _, info = env.step(first_valid({"action_mask": env.unwrapped.action_masks().reshape(4, 3)}))
     assert "timing" not in info
     assert set(env.unwrapped.last_timing) >= {"finetune", "reward", "features", "total"}
     env = make(tiny, timing_in_info=True)
@@ -104,7 +104,9 @@ def test_observation_matches_space_and_layout(tiny):
     hist = obs["candidates"][..., layout.class_hist]
     assert np.allclose(hist.sum(-1), 1.0, atol=1e-5)  # predicted-class histogram is normalised
     assert np.allclose(obs["candidates"][..., layout.kl_candidates].sum(-1), 1.0, atol=1e-5)
-    assert info["regions_labeled"] == 0 and info["miou"] == pytest.approx(env.unwrapped._start["miou"])
+    reward_set = env.unwrapped.roles.d_r
+    assert info["regions_labeled"] == 0
+    assert info["miou"] == pytest.approx(env.unwrapped.trainer.evaluate(reward_set.images, reward_set.labels).miou)
 
 
 def test_same_seed_gives_the_same_episode(tiny):
@@ -205,15 +207,15 @@ def test_whole_image_crops_train_each_image_once_with_all_its_regions(tiny):
     env = make(tiny)  # the synthetic preset fine-tunes on whole images
     env.reset(seed=0)
     u = env.unwrapped
-    assert u.crop_size == u.grid.image_size
+    assert u.config.crop_size == u.grid.image_size
     regions = torch.tensor([0, 1, 5, 16 * 3 + 2])  # three regions of image 0, one of image 3
     u.labeled.mark(regions)
-    images, targets, position, boxes = u._region_samples(regions)
+    images, targets, position, boxes = u.data.regions(regions)
     assert images.shape[0] == 2 and position.tolist() == [0, 1]
     assert (boxes == torch.tensor([0, 0, *u.grid.image_size])).all()
     expected = torch.full_like(targets[0], u.ignore_index)
     for y0, x0, y1, x1 in u.grid.boxes(torch.tensor([0, 1, 5])).tolist():
-        expected[y0:y1, x0:x1] = u._pool_labels[0, y0:y1, x0:x1]
+        expected[y0:y1, x0:x1] = u.data.pool_labels[0, y0:y1, x0:x1]
     assert torch.equal(targets[0], expected)  # image 0's sample carries exactly its three labeled regions
 
 
@@ -230,12 +232,12 @@ def test_final_training_uses_the_start_set_and_the_acquired_regions(tiny):
 
     u.trainer.train_steps = spy
     start_state = {k: v.clone() for k, v in u.trainer.model.state_dict().items()}
-    chosen = u._pools[:, 0].clone()
+    chosen = u.pools[:, 0].clone()
     u.labeled.mark(chosen)
     result = u._test_evaluation(seed=1)
-    start = u.roles.d_t.images if u.start_set == "d_t" else u.roles.d_s.images
+    start = u.roles.d_t.images if u.config.start_set == "d_t" else u.roles.d_s.images
     n_region_images = len(torch.unique(torch.div(chosen, u.grid.per_image, rounding_mode="floor")))
-    assert seen["steps"] == u.final_steps
+    assert seen["steps"] == u.config.final_steps
     assert seen["images"].shape[0] == n_region_images + len(start)
     assert torch.equal(seen["images"][n_region_images:], start)  # every start image, fully labeled
     assert (seen["targets"][n_region_images:] != u.ignore_index).any()
@@ -248,10 +250,10 @@ def test_replay_schedule_rehearses_start_set_images(tiny):
     env = make(tiny, finetune="replay", crop_size=(48, 64))
     obs, _ = env.reset(seed=0)
     u = env.unwrapped
-    chosen = u._pools[:, 0].clone()
+    chosen = u.pools[:, 0].clone()
     earlier = u.labeled.labeled_ids()
     u.labeled.mark(chosen)
-    images, targets, position, boxes = u._finetune_samples(chosen, earlier, u._replay_pick(earlier.numel(), len(chosen)))
+    images, targets, position, boxes = u.data.step_samples("replay", chosen, earlier, u.data.replay_pick("replay", u.np_random, earlier.numel(), len(chosen)))
     # first step: nothing labeled before, so the K replayed samples come from the 2 start (D_S) images
     start = u.roles.d_s.images
     assert position.numel() == len(chosen) + len(start)
@@ -334,3 +336,16 @@ def test_camvid_smoke(camvid_root, tmp_path):
         rewards.append(reward)
     assert len(rewards) == 2 and info["regions_labeled"] == 8
     assert np.isfinite(rewards).all()
+
+
+def test_the_env_exposes_its_resolved_settings(tiny):
+    env = make(tiny, mode="test", eval_budgets=[8])
+    config = env.unwrapped.config
+    assert (config.mode, config.num_pools, config.pool_size, config.budget, config.eval_budgets) == ("test", 4, 3, 16, [8])
+    assert config.crop_size == env.unwrapped.grid.image_size  # the preset's whole-image crops, resolved against the data
+    assert config.model == "unet_tiny" and config.finetune == "replay" and config.steps_per_episode == 4
+
+
+def test_action_masks_before_reset_say_to_reset(tiny):
+    with pytest.raises(RuntimeError, match="reset"):
+        make(tiny).unwrapped.action_masks()

@@ -16,12 +16,7 @@ from agents import BatchDQN, MaskedPredictor, RegionSetExtractor, SinglePoolWrap
 EXTRACTOR = dict(features_extractor_class=RegionSetExtractor)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unmasked_env() -> ToyRegionEnv:

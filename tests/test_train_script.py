@@ -10,22 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
 
 import train  # noqa: E402
-from segal_env.config import parse_key_values  # noqa: E402
 from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
+from experiments import training  # noqa: E402
+from segal_env.config import parse_key_values  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -65,7 +59,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     saved = json.loads((out / "comparison.json").read_text())
     assert saved == json.loads(json.dumps(comparison))
     assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy"]
-    assert comparison["seeds"] == [train.DEFAULT_EVAL_SEED, train.DEFAULT_EVAL_SEED + 1]
+    assert comparison["seeds"] == [training.DEFAULT_EVAL_SEED, training.DEFAULT_EVAL_SEED + 1]
     assert comparison["eval_env_kwargs"]["mode"] == "test"
     for row in comparison["policies"].values():
         for key in ("final_miou", "test_miou"):
@@ -125,12 +119,12 @@ def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, mes
 
 
 def test_key_values_parse_json_and_python_literals_the_same_way_in_both_scripts():
-    from agents.benchmark import cli
+    from experiments.benchmark import protocol as cli
 
     items = ["a=1", "b=[45,40]", "c=../data", "d=0.5", "e=true", 'f={"x": 1}', "g=False", "h=None"]
     expected = {"a": 1, "b": [45, 40], "c": "../data", "d": 0.5, "e": True, "f": {"x": 1}, "g": False, "h": None}
     assert parse_key_values(items, "--x") == expected
-    assert train.parse_key_values is parse_key_values
+    assert training.parse_env_settings is cli.parse_env_settings  # both scripts check env keywords the same way
     assert cli.parse_env_kwargs(["freeze_bn=False", "lr=1e-3"]) == {"freeze_bn": False, "lr": 1e-3}
     with pytest.raises(cli.UsageError, match="'freeze_bn' must be bool or None, got 'no'"):
         cli.parse_env_kwargs(["freeze_bn=no"])

@@ -16,8 +16,8 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update, safe_mean
 
-from agents.baselines import sample_valid
-from agents.batch_dqn.policies import RegionQNetwork, RegionQPolicy, masked_argmax
+from agents.batch_dqn.policies import RegionQNetwork, RegionQPolicy
+from agents.masking import masked_argmax, sample_valid
 
 SelfBatchDQN = TypeVar("SelfBatchDQN", bound="BatchDQN")
 

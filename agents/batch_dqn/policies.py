@@ -14,6 +14,8 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from agents.masking import masked_argmax
+
 # the two 32-bin KL histograms that close every candidate row (segal_env.layout.KL_BINS); kept as a
 # literal so that the agents import without the environment package
 GATE_FEATURES = 64
@@ -28,11 +30,6 @@ def preactivation_mlp(in_dim: int, widths: list[int]) -> nn.Sequential:
     for width_in, width_out in zip(widths[:-1], widths[1:]):
         layers += [nn.BatchNorm1d(width_in), nn.ReLU(), nn.Linear(width_in, width_out)]
     return nn.Sequential(*layers)
-
-
-def masked_argmax(q_values: th.Tensor, action_mask: th.Tensor) -> th.Tensor:
-    """Argmax over the last axis among valid entries (mask > 0.5)."""
-    return q_values.masked_fill(action_mask < 0.5, -th.inf).argmax(dim=-1)
 
 
 class RegionQNetwork(nn.Module):

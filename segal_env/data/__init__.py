@@ -8,6 +8,8 @@ void / ignore pixels stored as 255. See docs/datasets.md for layouts, roles and 
 """
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,22 @@ def load_splits(
     raise ValueError(f"unknown data set {name!r}; valid names: {list(DATASET_NAMES)}")
 
 
+def cached_roles(
+    name: str, root: str | None, scale: float, seed: int, source_kwargs: dict | None, roles_file: str | None,
+    sizes: dict | None,
+) -> ALRoles:
+    """``make_roles(load_splits(...))``, loaded once per process: env checkers and vector envs re-create envs often."""
+    return _cached_roles(name, root, float(scale), int(seed), json.dumps(source_kwargs or {}, sort_keys=True), roles_file,
+                         json.dumps(sizes, sort_keys=True) if sizes else "")
+
+
+@lru_cache(maxsize=4)
+def _cached_roles(name: str, root, scale: float, seed: int, source_kwargs: str, roles_file, sizes: str) -> ALRoles:
+    splits = load_splits(name, root=root, scale=scale, seed=seed, **json.loads(source_kwargs))
+    return make_roles(name, splits, roles_file=roles_file, seed=seed, sizes=json.loads(sizes) if sizes else None)
+
+
 __all__ = [
     "ALRoles", "CAMVID_CLASSES", "CITYSCAPES_CLASSES", "DATASET_NAMES", "IGNORE_INDEX", "SYNTHETIC_CLASSES",
-    "SegDataset", "class_frequencies", "generate_synthetic", "load_splits", "make_roles",
+    "SegDataset", "cached_roles", "class_frequencies", "generate_synthetic", "load_splits", "make_roles",
 ]

@@ -73,8 +73,3 @@ class SegDataset:
             )
         return self.subset([position[n] for n in names])
 
-    def class_pixel_counts(self) -> torch.Tensor:
-        """Pixels per class (ignore excluded), int64 [C]."""
-        flat = self.labels.reshape(-1).long()
-        flat = flat[flat != self.ignore_index]
-        return torch.bincount(flat, minlength=self.num_classes)[: self.num_classes]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import SegDataset
-from ..threads import single_torch_thread
+from ..runtime import single_torch_thread
 from .io import IGNORE_INDEX, rescale_dataset
 
 SYNTHETIC_CLASSES = (

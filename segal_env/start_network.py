@@ -19,8 +19,8 @@ import torch
 from .data.base import SegDataset
 from .models import SegmentationNet
 from .storage import atomic_save
-from .threads import single_torch_thread
-from .trainer import OptimConfig, SegTrainer, resolve_device, seeded_torch, warmup_cosine, whole_image_boxes
+from .runtime import resolve_device, seeded_torch, single_torch_thread
+from .trainer import OptimConfig, SegTrainer, warmup_cosine, whole_image_boxes
 
 CACHE_VERSION = 6  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread;
 # 6: BatchNorm recalibrated on evenly spaced images

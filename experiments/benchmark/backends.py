@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from agents.benchmark.runner import RunSpec, describe_env, run_episode
+from experiments.benchmark.runner import RunSpec, describe_env, run_episode
 
 EventFn = Callable[[dict], None]
 ResultFn = Callable[[RunSpec, dict], None]

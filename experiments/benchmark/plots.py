@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from segal_env.storage import atomic_write
 
 
 def _pyplot():
@@ -26,15 +27,9 @@ def _colors(policies: list[str]) -> dict[str, tuple]:
 def _save(fig, path: Path) -> str:
     """Atomic like the result files: render to a temporary file next to the target, then rename."""
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         _pyplot().close(fig)
     return path.name
 

@@ -17,7 +17,7 @@ import platform
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,7 +58,6 @@ class RunSpec:
     device: str = "auto"
     torch_threads: int | None = None
     policy_sha256: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -149,8 +148,8 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
                 raise ValueError(f"policy {label!r} ({source}) cannot act in {spec.env_id}: {error}") from error
         return {
             "class_names": [str(c) for c in base.class_names],
-            "num_pools": int(base.num_pools),
-            "pool_size": int(getattr(base, "pool_size", 0)),
+            "num_pools": base.config.num_pools,
+            "pool_size": base.config.pool_size,
             "start_reward_set_miou": float(info["miou"]),
             "device": str(getattr(base, "device", spec.device)),
             "resolved": resolved_env(base, float(info["miou"])),
@@ -161,27 +160,18 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
 
 # effective env settings recorded with every result: user kwargs alone do not pin them (the presets
 # fill in everything left at None and may change between versions), so a resumed benchmark compares
-# them before mixing old and new runs
-RESOLVED_ATTRIBUTES = {
-    "model": "_model_name", "finetune": "finetune", "finetune_epochs": "finetune_epochs", "lr": "_optim.lr",
-    "optimizer": "_optim.optimizer", "batch_size": "_batch_size", "freeze_bn": "_freeze_bn",
-    "num_pools": "num_pools", "pool_size": "pool_size", "budget": "budget", "region_size": "grid.region_size",
-    "crop_size": "crop_size", "extra_features": "layout.extras", "mc_samples": "mc_samples", "start_set": "start_set",
-    "reward_scale": "reward_scale", "final_steps": "final_steps",
-}
+# them before mixing old and new runs. The keys of results written before env.config existed.
+RESOLVED_KEYS = (
+    "model", "finetune", "finetune_epochs", "lr", "optimizer", "batch_size", "freeze_bn", "num_pools", "pool_size",
+    "budget", "region_size", "crop_size", "extra_features", "mc_samples", "start_set", "reward_scale", "final_steps",
+)
 
 
 def resolved_env(base, start_reward_set_miou: float) -> dict:
-    """The env's effective settings (None where an attribute is missing) and its starting D_R mIoU,
-    a fingerprint of the cached starting network."""
-    resolved = {}
-    for key, path in RESOLVED_ATTRIBUTES.items():
-        value = base
-        for part in path.split("."):
-            value = getattr(value, part, None)
-        resolved[key] = list(value) if isinstance(value, tuple) else value
-    resolved["start_reward_set_miou"] = float(start_reward_set_miou)
-    return resolved
+    """The env's effective settings (``env.unwrapped.config``) and its starting D_R mIoU, a fingerprint of
+    the cached starting network."""
+    config = base.config.to_dict()
+    return {**{key: config[key] for key in RESOLVED_KEYS}, "start_reward_set_miou": float(start_reward_set_miou)}
 
 
 def resolved_differences(stored: dict | None, current: dict, tolerance: float = 1e-3) -> dict:
@@ -220,33 +210,28 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
     "labeled", "next_budget", "test_miou" (at budgets)}; it must be cheap (it is called every step).
     """
     from agents import make_agent
+    from experiments.episodes import play_episode
 
     notify = progress or (lambda event: None)
     _set_threads(spec.torch_threads)
     started, wall0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     env = _make_env(spec)
     try:
-        obs, info = env.reset(seed=spec.seed)
-        start_miou, info_start = float(info["miou"]), info
         base = env.unwrapped
         agent = make_agent(spec.policy_source, base, seed=spec.seed, device=spec.device)
-        num_pools = int(base.num_pools)
+        num_pools = base.config.num_pools
         steps = spec.max_budget // num_pools
         budgets = sorted(int(b) for b in spec.budgets)
         notify({"event": "start", "run": spec.run_id, "step": 0, "steps": steps, "labeled": 0, "next_budget": budgets[0]})
         trace: dict[str, list] = {"regions_labeled": [], "reward_set_miou": [], "reward": [], "step_time_s": []}
         entries: list[dict] = []
-        step, done = 0, False
-        while not done:
-            action, _ = agent.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, info = env.step(action)
-            done = bool(terminated or truncated)
-            step += 1
-            labeled = int(info["regions_labeled"])
+
+        def record_step(obs, action, reward: float, info: dict) -> None:
+            step, labeled = len(trace["reward"]) + 1, int(info["regions_labeled"])
             trace["regions_labeled"].append(labeled)
             trace["reward_set_miou"].append(float(info["miou"]))
             trace["reward"].append(float(reward))
-            trace["step_time_s"].append(float(env.unwrapped.last_timing.get("total", float("nan"))))
+            trace["step_time_s"].append(float(base.last_timing.get("total", float("nan"))))
             event = {"event": "step", "run": spec.run_id, "step": step, "steps": steps, "labeled": labeled}
             if "test_miou" in info and labeled in budgets:
                 entries.append(
@@ -266,6 +251,10 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             upcoming = [b for b in budgets if b > labeled]
             event["next_budget"] = upcoming[0] if upcoming else None
             notify(event)
+
+        episode = play_episode(agent, env, spec.seed, on_step=record_step)
+        start_miou, info_start = float(episode.start_info["miou"]), episode.start_info
+        step, labeled = len(episode.rewards), int(episode.final_info["regions_labeled"])
         missing = sorted(set(budgets) - {e["budget"] for e in entries})
         if missing:
             raise RuntimeError(
@@ -287,7 +276,7 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             "final_training": bool(spec.final_training),
             "class_names": [str(c) for c in base.class_names],
             "num_pools": num_pools,
-            "pool_size": int(getattr(base, "pool_size", 0)),
+            "pool_size": base.config.pool_size,
             "start": {"reward_set_miou": start_miou, "test_miou": info_start.get("start_test_miou")},
             "env_resolved": resolved_env(base, start_miou),
             "entries": entries,

@@ -29,7 +29,7 @@ from typing import Iterable
 
 import numpy as np
 
-from agents.benchmark.runner import is_complete
+from experiments.benchmark.runner import is_complete
 
 SUMMARY_VERSION = 1
 
@@ -58,15 +58,20 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     return float(array.mean()), std
 
 
+def mean_se(values: Iterable[float]) -> dict[str, float]:
+    """Mean and standard error of the mean (sample sd / sqrt(n); nan for a single value)."""
+    array = np.asarray(list(values), dtype=float)
+    se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else math.nan
+    return {"mean": float(array.mean()), "se": se}
+
+
 def paired_difference(a: Iterable[float], b: Iterable[float]) -> dict[str, float]:
     """Mean and standard error of the per-seed difference a - b, both measured on the same seeds.
 
     Pairing removes what the seeds share (the episode's pools, the network's start): the SE of the
     difference is what says whether one policy beats another, not the two sds side by side.
     """
-    diff = np.asarray(list(a), dtype=float) - np.asarray(list(b), dtype=float)
-    se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else math.nan
-    return {"mean": float(diff.mean()), "se": se}
+    return mean_se(np.asarray(list(a), dtype=float) - np.asarray(list(b), dtype=float))
 
 
 def regions_to_reach(budgets: list[float], values: list[float], target: float) -> tuple[float | None, str]:

@@ -12,7 +12,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from agents.benchmark.runner import RunSpec
+from experiments.benchmark.runner import RunSpec
 
 
 def _fmt_seconds(seconds: float | None) -> str:

@@ -1,0 +1,76 @@
+"""Candidate pools and actions: K disjoint pools of N unlabeled regions, and picks mapped to region ids.
+
+Region ids are global: ``image * regions_per_image + region``. A pool slot holding -1 is empty (the
+unlabeled pool ran low) and is masked in the observation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def sample_pools(unlabeled: torch.Tensor, num_pools: int, pool_size: int, rng: np.random.Generator) -> torch.Tensor:
+    """K disjoint pools of N unlabeled regions, long [K, N] on the CPU (-1 = empty slot).
+
+    ``unlabeled``: bool [num_images, regions_per_image]. As in the paper: draw random images until they
+    hold >= K*N unlabeled regions, then draw K*N distinct regions among them and deal them round-robin
+    into the pools.
+    """
+    k, n = num_pools, pool_size
+    per_image = unlabeled.sum(1).cpu().numpy()
+    order = rng.permutation(len(per_image))
+    enough = np.searchsorted(np.cumsum(per_image[order]), k * n)
+    images = torch.as_tensor(np.sort(order[: enough + 1]), device=unlabeled.device)
+    img, reg = torch.nonzero(unlabeled[images], as_tuple=True)
+    ids = (images[img] * unlabeled.shape[1] + reg).cpu().numpy()
+    take = min(k * n, ids.size)
+    ids = ids[rng.choice(ids.size, take, replace=False)]
+    pools = torch.full((n, k), -1, dtype=torch.long)
+    pools.view(-1)[:take] = torch.as_tensor(ids)
+    return pools.T.contiguous()
+
+
+def chosen_regions(pools: torch.Tensor, action) -> torch.Tensor:
+    """Validate an action (one candidate index per pool) and return the chosen global region ids [K].
+
+    Every error says what was wrong and what a valid action is.
+    """
+    k, n = pools.shape
+    picks = np.asarray(action)
+    if picks.shape != (k,):
+        raise ValueError(f"action must have shape ({k},): one candidate index per pool; got shape {picks.shape}")
+    if not np.issubdtype(picks.dtype, np.integer):
+        if not np.all(np.isfinite(picks)) or np.any(picks != np.round(picks)):
+            raise ValueError(f"action must hold integer candidate indices, got {picks.tolist()}")
+        picks = picks.astype(np.int64)
+    out_of_range = np.flatnonzero((picks < 0) | (picks >= n))
+    if out_of_range.size:
+        raise ValueError(
+            f"action picks candidate(s) {picks[out_of_range].tolist()} in pool(s) {out_of_range.tolist()}; "
+            f"indices must be in [0, {n})"
+        )
+    chosen = pools[torch.arange(k), torch.as_tensor(picks, dtype=torch.long)]
+    masked = torch.nonzero(chosen < 0).squeeze(1).tolist()
+    if masked:
+        raise ValueError(
+            f"action picks masked candidate(s) in pool(s) {masked} (the pool ran low); "
+            "choose among entries with observation['action_mask'] == 1 (or env.action_masks())"
+        )
+    return chosen
+
+
+def random_picks(pools: torch.Tensor, seed: int) -> torch.Tensor:
+    """One uniformly random valid candidate per pool (global ids [K]), drawn from ``seed``.
+
+    The same draws as picking ``rng.choice`` of the valid slots pool by pool: ``integers`` with one
+    upper bound per pool consumes the generator in the same order.
+    """
+    valid = (pools >= 0).cpu().numpy()
+    nth = np.random.default_rng(seed).integers(0, valid.sum(1))
+    slots = np.argmax(np.cumsum(valid, 1) > nth[:, None], 1)
+    return pools[torch.arange(pools.shape[0]), torch.as_tensor(slots, dtype=torch.long)]
+
+
+def action_mask(pools: torch.Tensor) -> np.ndarray:
+    """Bool [K, N]: which pool slots hold a candidate."""
+    return (pools >= 0).cpu().numpy()
