@@ -437,3 +437,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     atomic_write_text(table, out / "comparison.md")
     print("\n" + table, flush=True)
     return comparison
+
+
+if __name__ == "__main__":
+    main()

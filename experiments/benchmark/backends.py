@@ -143,8 +143,9 @@ class ProcessBackend(Backend):
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = int(workers)
         self.devices = devices
-        # allocator settings that cut system time of CPU training loops (docs: ecosystem notes); only
-        # the spawned children see them, and only when the user has not set them
+        # glibc allocator thresholds that keep freed training buffers mapped (the env sets the same with
+        # mallopt, segal_env.runtime.tune_allocator); only the spawned children see them, and only when
+        # the user has not set them
         os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "4294967296")
         os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", "4294967296")
         ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe

@@ -182,3 +182,7 @@ def _main(args: argparse.Namespace, console: Console) -> int:
                       "Re-running the same command retries only those.", markup=False)
         return 1
     return 0 if summary is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
