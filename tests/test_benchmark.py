@@ -314,3 +314,8 @@ def test_aggregate_only_rebuilds_from_result_files(fake_results, tmp_path, capsy
     summary = json.loads((out / "summary.json").read_text())
     assert summary["headline"]["reference"] == "entropy"
     assert "Labeled regions needed to reach 56.00% test mIoU" in capsys.readouterr().out
+
+
+def test_budgets_that_are_not_multiples_of_the_pool_count_name_a_fix(tmp_path, capsys):
+    assert main(["--budgets", "10", "20", "--out", str(tmp_path / "b")]) == 2
+    assert "--budgets [10, 20] are not multiples of num_pools=8" in capsys.readouterr().err

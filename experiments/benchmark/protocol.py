@@ -77,12 +77,18 @@ def parse_env_kwargs(items: list[str]) -> dict:
 
 
 def resolved_test_mode(dataset: str, env_kwargs: dict, budgets: list[int] | None = None) -> EnvConfig:
-    """The env's resolved test-mode settings (no data loaded); with ``budgets``, checked against them by the env's own rules."""
-    scored = {"budget": max(budgets), "eval_budgets": budgets} if budgets else {}
+    """The env's resolved test-mode settings (no data loaded); ``budgets`` are checked against its pool count K."""
     try:
-        return resolve_env_config(**{**env_kwargs, "dataset": dataset, "mode": "test", **scored})
+        config = resolve_env_config(**{**env_kwargs, "dataset": dataset, "mode": "test"})
     except (TypeError, ValueError) as error:
-        raise UsageError(f"--env-kwargs / --budgets: {error}") from None
+        raise UsageError(f"--env-kwargs: {error}") from None
+    k = config.num_pools
+    bad = [b for b in budgets or [] if b % k]
+    if bad:
+        fixed = sorted({max(k, round(b / k) * k) for b in budgets})
+        raise UsageError(f"--budgets {bad} are not multiples of num_pools={k} (each step labels one region per pool); "
+                         f"e.g. --budgets {' '.join(map(str, fixed))}")
+    return config
 
 
 # ---- configuration -----------------------------------------------------------------------------------
@@ -192,7 +198,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
     budgets = sorted({int(b) for b in budgets})
     if not budgets or budgets[0] <= 0:
         raise UsageError(f"budgets must be positive, got {budgets}")
-    resolved_test_mode(dataset, env_kwargs, budgets)  # the env's own checks: multiples of num_pools, within the pool's size rules
+    resolved_test_mode(dataset, env_kwargs, budgets)  # multiples of the resolved num_pools; the env checks the pool size
     seeds_count = DEFAULT_SEEDS if seeds is None else int(seeds)
     if seeds_count < 1:
         raise UsageError("--seeds must be >= 1")
