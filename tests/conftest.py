@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+from segal_env.runtime import single_torch_thread
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,10 +30,8 @@ TINY_SYNTHETIC = {
 @pytest.fixture
 def one_torch_thread():
     """Two busy cores make torch's 2-thread BatchNorm ~40x slower; one thread keeps tests fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with single_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from experiments.benchmark import aggregate as agg
 from experiments.benchmark import backends as backends_module
 from experiments.benchmark.cli import main
 from experiments.benchmark.plots import make_plots
 from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
+from segal_env.runtime import single_torch_thread
 from conftest import TINY_SYNTHETIC, as_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,10 +29,9 @@ POLICIES = ["random", "bald"]
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    """Module-wide (the module's fixtures train too): one torch thread, as conftest's one_torch_thread."""
+    with single_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
