@@ -88,6 +88,14 @@ def _load_model(path: Path, env: gym.Env | VecEnv, device: str) -> BaseAlgorithm
     raise ValueError(f"could not load {path} with any of {list(ALGORITHMS)}:\n" + "\n".join(errors))
 
 
+def saved_model_path(name_or_path: str | Path) -> Path | None:
+    """The file of a saved model (".zip" may be left out, "~" is expanded), or None when there is none."""
+    path = Path(name_or_path).expanduser()
+    if not path.is_file() and Path(f"{path}.zip").is_file():
+        path = Path(f"{path}.zip")
+    return path if path.is_file() else None
+
+
 def make_agent(
     name_or_path: str | Path, env: gym.Env | VecEnv, seed: int = 0, device: str = "auto"
 ) -> RegionScoreBaseline | BaseAlgorithm | MaskedPredictor:
@@ -103,10 +111,8 @@ def make_agent(
     """
     if str(name_or_path) in BASELINES:
         return BASELINES[str(name_or_path)](feature_layout(env), seed=seed)
-    path = Path(name_or_path)
-    if not path.is_file() and Path(f"{path}.zip").is_file():
-        path = Path(f"{path}.zip")
-    if not path.is_file():
+    path = saved_model_path(name_or_path)
+    if path is None:
         raise ValueError(
             f"unknown agent {str(name_or_path)!r}: not a baseline name ({', '.join(BASELINES)}) "
             "and not the path of a saved model"

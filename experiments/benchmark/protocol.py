@@ -131,6 +131,7 @@ def parse_policies(items: list[str]) -> dict[str, str]:
     """label -> source. A baseline name is its own label; a model path is labelled by its file stem
     (or explicitly, ``label=path``). Unknown names and missing files are a UsageError."""
     from agents.baselines import BASELINES
+    from agents.loading import saved_model_path
 
     policies: dict[str, str] = {}
     for item in items:
@@ -140,10 +141,8 @@ def parse_policies(items: list[str]) -> dict[str, str]:
         if source in BASELINES:
             label = label or source
         else:
-            path = Path(source).expanduser()
-            if not path.is_file() and Path(f"{path}.zip").is_file():
-                path = Path(f"{path}.zip")
-            if not path.is_file():
+            path = saved_model_path(source)
+            if path is None:
                 raise UsageError(
                     f"unknown policy {item!r}: not a baseline name ({', '.join(BASELINES)}) "
                     "and not the path of a saved model (.zip)"
