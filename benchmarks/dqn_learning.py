@@ -10,6 +10,7 @@ the mean of those and the SE over training seeds. Also how often the agent's pic
     python benchmarks/dqn_learning.py                                   # seeds 0 1 2, 300 steps each
     python benchmarks/dqn_learning.py --seeds 0 1 2 --algo-kwargs gamma=0.999 --out /tmp/gamma999
     python benchmarks/dqn_learning.py --train-env-kwargs reward=gain_over_random --out /tmp/crn  # train on another reward
+    python benchmarks/dqn_learning.py --algo MaskablePPO --out /tmp/ppo   # another learner, same held-out episodes
 
 --env-kwargs apply to training and to the held-out episodes; --train-env-kwargs to training only, so a
 training-time option (a reward) is scored on the same held-out episodes as the defaults.
@@ -30,9 +31,14 @@ import numpy as np
 import torch
 
 import segal_env  # noqa: F401  (registers the ids)
-from agents import BatchDQN, make_agent
+from sb3_contrib import MaskablePPO
+from stable_baselines3.common.env_util import make_vec_env
+
+from agents import ALGORITHMS, BatchDQN, make_agent
+from agents.loading import MaskedPredictor
 from experiments.benchmark.aggregate import mean_se, mean_std, paired_difference
 from experiments.episodes import play_episode
+from experiments.training import policy_and_kwargs
 from segal_env.config import parse_env_settings, parse_key_values
 from segal_env.storage import atomic_write_json, atomic_write_text
 
@@ -57,11 +63,17 @@ def resolved_algorithm(env: gym.Env, algo_kwargs: dict) -> dict:
     return {**{k: getattr(model, k) for k in keys}, **net, "optimizer": model.policy.optimizer_class.__name__}
 
 
-def train_seed(env_id: str, env_kwargs: dict, algo_kwargs: dict, seed: int, timesteps: int) -> BatchDQN:
-    """BatchDQN trained for ``timesteps`` steps on the train mode of ``env_id``."""
-    env = gym.make(env_id, mode="train", **env_kwargs)
-    model = BatchDQN("RegionQPolicy", env, seed=seed, device="cpu", **algo_kwargs)
-    return model.learn(timesteps)
+def train_seed(env_id: str, env_kwargs: dict, algo: str, algo_kwargs: dict, seed: int, timesteps: int, n_envs: int = 1):
+    """``algo`` trained for ``timesteps`` env steps (summed over ``n_envs`` envs) on the train mode of ``env_id``,
+    with train.py's policy and defaults; returned with SB3's ``predict`` (MaskablePPO reads the obs' masks)."""
+    def make() -> gym.Env:
+        return gym.make(env_id, mode="train", **env_kwargs)
+
+    env = make() if n_envs == 1 else make_vec_env(make, n_envs=n_envs, seed=seed)
+    steps = env.get_attr("config")[0].steps_per_episode if n_envs > 1 else env.unwrapped.config.steps_per_episode
+    policy, kwargs = policy_and_kwargs({"algo": algo, "algo_kwargs": algo_kwargs, "flat_policy": False}, steps)
+    model = ALGORITHMS[algo](policy, env, seed=seed, device="cpu", **kwargs).learn(timesteps)
+    return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -70,7 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--train-env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                         help="env keyword arguments for training only (on top of --env-kwargs)")
-    parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="BatchDQN keyword arguments")
+    parser.add_argument("--algo", default="BatchDQN", choices=["BatchDQN", "MaskablePPO"],
+                        help="the learner (MaskablePPO: train.py's defaults, the permutation-aware set extractor)")
+    parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="the algorithm's keyword arguments")
+    parser.add_argument("--n-envs", type=int, default=1, help="envs stepped together (SB3 VecEnv); timesteps count all of them")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--timesteps", type=int, default=300)
     parser.add_argument("--eval-episodes", type=int, default=6)
@@ -86,10 +101,16 @@ def main(argv: list[str] | None = None) -> dict:
     episode_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
     eval_env = gym.make(args.env, mode="train", **env_kwargs)
     settings = {"env": args.env, "env_kwargs": env_kwargs, "algo_kwargs": algo_kwargs, "timesteps": args.timesteps,
-                "episode_seeds": episode_seeds, "threads": args.threads,
-                "resolved_algorithm": resolved_algorithm(eval_env, algo_kwargs)}
-    if train_env_kwargs != env_kwargs:  # only then, so the stored seeds of earlier runs stay reusable
+                "episode_seeds": episode_seeds, "threads": args.threads}
+    if args.algo == "BatchDQN":
+        settings["resolved_algorithm"] = resolved_algorithm(eval_env, algo_kwargs)
+    # only when not the default, so the stored seeds of earlier runs stay reusable
+    if train_env_kwargs != env_kwargs:
         settings["train_env_kwargs"] = train_env_kwargs
+    if args.algo != "BatchDQN":
+        settings["algo"] = args.algo
+    if args.n_envs != 1:
+        settings["n_envs"] = args.n_envs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -109,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"seed {seed}: reused {path}", flush=True)
             continue
         started = time.perf_counter()
-        model = train_seed(args.env, train_env_kwargs, algo_kwargs, seed, args.timesteps)
+        model = train_seed(args.env, train_env_kwargs, args.algo, algo_kwargs, seed, args.timesteps, args.n_envs)
         train_seconds = time.perf_counter() - started
         gains, agreement = episode_gains(model, eval_env, episode_seeds, reference=entropy)
         record = {
@@ -136,7 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
         "per_seed": per_seed,
     }
     lines = [
-        f"BatchDQN on {args.env} train mode, {args.timesteps} training steps, algo kwargs {json.dumps(algo_kwargs)}, "
+        f"{args.algo} on {args.env} train mode, {args.timesteps} training steps"
+        + (f" ({args.n_envs} envs)" if args.n_envs != 1 else "") + f", algo kwargs {json.dumps(algo_kwargs)}, "
         f"env kwargs {json.dumps(env_kwargs)}"
         + (f", training env kwargs {json.dumps(train_env_kwargs)}" if train_env_kwargs != env_kwargs else "")
         + f"; held-out episodes {episode_seeds} (paired); D_R gain per episode in points",

@@ -11,8 +11,10 @@ The run directory (``--out``, default ``runs/<env>-<algo>-seed<seed>``) receives
 - ``config.json``: every option and every env / algorithm keyword actually used;
 - ``tb/``: tensorboard logs; ``monitor.csv``: one line per training episode;
 - ``checkpoints/`` (with ``--checkpoint-freq``): model + replay buffer every N env steps, for ``--resume``;
-- ``comparison.json`` / ``comparison.md``: the trained agent (greedy) against random and entropy on
-  held-out test episodes (env in ``mode="test"``), every policy on the same episode seeds.
+- with ``--eval-freq N``: ``best_model.zip`` (best mean reward-set gain over periodic test-mode evaluations),
+  ``evaluations.json`` (returns and test mIoU of each evaluation), ``eval_monitor.csv`` (``miou``, ``test_miou``);
+- ``comparison.json`` / ``comparison.md``: the trained agent (greedy; also the best model with ``--eval-freq``)
+  against random and entropy on held-out test episodes (env in ``mode="test"``), every policy on the same seeds.
 
 Usage errors (unknown env or algorithm, malformed key=value lists, incompatible options) exit with
 code 2 and an argparse-style message.
@@ -37,6 +39,7 @@ import segal_env
 from agents import ALGORITHMS, RegionSetExtractor, SinglePoolWrapper, make_agent
 from experiments.checkpoints import AtomicCheckpointCallback, checkpoint_dir, newest_checkpoint, replay_buffer_path, save_checkpoint, save_model
 from experiments.episodes import play_episode
+from experiments.evaluation import periodic_evaluation
 from segal_env import DEFAULT_ENV_ID
 from segal_env.config import parse_env_settings, parse_key_values
 from segal_env.storage import atomic_write_json, atomic_write_text
@@ -51,6 +54,7 @@ DEFAULT_TIMESTEPS = 300
 DEFAULT_EVAL_EPISODES = 3
 DEFAULT_EVAL_SEED = 10_000
 BASELINES_TO_COMPARE = ("random", "entropy")
+PERIODIC_EVAL_SEED = 20_000  # --eval-freq's episodes: not the comparison's, so choosing the best model does not favour it there
 
 
 def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
@@ -77,7 +81,6 @@ def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
 # ---- command line ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train.py",
         description="Train an agent on a SegAL env, then compare it (greedy) with the random and entropy "
         "baselines on held-out test episodes.",
         epilog="Outputs: model.zip, config.json, tb/, monitor.csv, checkpoints/, comparison.json/.md in --out.",
@@ -124,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comparison episode i is reset with seed EVAL_SEED + i, for every policy (default {DEFAULT_EVAL_SEED})",
     )
     parser.add_argument("--no-compare", action="store_true", help="skip the comparison with the baselines")
+    parser.add_argument(
+        "--eval-freq", type=int, default=0, metavar="N",
+        help="evaluate the greedy agent every N env steps on a test-mode env (SB3's EvalCallback; the same "
+        f"episodes each time, seeds {PERIODIC_EVAL_SEED}+i), keep the best mean return (reward-set gain) in "
+        "best_model.zip and every evaluation in evaluations.json; 0 = never (default)",
+    )
+    parser.add_argument("--eval-freq-episodes", type=int, default=2, metavar="K",
+                        help="episodes per periodic evaluation (default 2)")
+    parser.add_argument("--eval-patience", type=int, default=0, metavar="P",
+                        help="with --eval-freq: stop after P evaluations without a better mean return; 0 = never stop early")
     parser.add_argument("--device", default="auto", help="torch device of the agent and (unless --env-kwargs sets it) the env (default auto)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS) before anything runs")
     parser.add_argument("--no-progress-bar", action="store_true", help="hide the training progress bar")
@@ -156,6 +169,13 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--env: unknown env id {args.env!r}; registered SegAL envs: {', '.join(segal_env_ids())}")
     if args.algo not in ALGORITHMS:
         raise ValueError(f"--algo: unknown algorithm {args.algo!r}; choose from {', '.join(ALGORITHMS)}")
+    for name in ("eval_freq", "eval_patience"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.eval_freq_episodes < 1:
+        raise ValueError(f"--eval-freq-episodes must be >= 1, got {args.eval_freq_episodes}")
+    if args.eval_patience and not args.eval_freq:
+        raise ValueError("--eval-patience needs --eval-freq N (early stopping compares periodic evaluations)")
     for name in ("timesteps", "episodes", "eval_episodes", "threads"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "eval_episodes" else 1):
@@ -204,6 +224,9 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
         "eval_episodes": args.eval_episodes,
         "eval_seed": args.eval_seed,
         "compare": not args.no_compare,
+        "eval_freq": args.eval_freq,
+        "eval_freq_episodes": args.eval_freq_episodes,
+        "eval_patience": args.eval_patience,
         "device": args.device,
         "threads": args.threads,
         "progress_bar": not args.no_progress_bar,
@@ -268,25 +291,31 @@ def load_checkpoint(config: dict[str, Any], env: gym.Env, path: Path) -> BaseAlg
     return model
 
 
-def train(config: dict[str, Any], model: BaseAlgorithm, total_timesteps: int) -> BaseAlgorithm:
-    """Learn until ``model.num_timesteps`` reaches ``total_timesteps`` (continuing when resumed)."""
+def train(config: dict[str, Any], model: BaseAlgorithm, total_timesteps: int, eval_env: gym.Env | None = None) -> BaseAlgorithm:
+    """Learn until ``model.num_timesteps`` reaches ``total_timesteps`` (continuing when resumed); with
+    ``--eval-freq``, evaluate periodically on ``eval_env`` (a test-mode env)."""
     remaining = total_timesteps - model.num_timesteps
     if remaining <= 0:
         print(f"checkpoint already has {model.num_timesteps} >= {total_timesteps} timesteps: nothing to train")
         return model
-    callback = None
+    callbacks = []
     if config["checkpoint_freq"]:
-        callback = AtomicCheckpointCallback(
+        callbacks.append(AtomicCheckpointCallback(
             save_freq=max(config["checkpoint_freq"] // model.n_envs, 1),
             save_path=str(checkpoint_dir(Path(config["out"]))),
             name_prefix=config["algo"],
             save_replay_buffer=True,
             verbose=config["verbose"],
-        )
+        ))
+    if config["eval_freq"]:
+        callbacks.append(periodic_evaluation(
+            model, eval_env, Path(config["out"]), config["eval_freq"], config["eval_freq_episodes"], PERIODIC_EVAL_SEED,
+            config["eval_patience"], resume=config["resume"], verbose=config["verbose"],
+        ))
     try:
         model.learn(
             total_timesteps=remaining,
-            callback=callback,
+            callback=callbacks,
             tb_log_name=config["algo"],
             reset_num_timesteps=not config["resume"],
             progress_bar=config["progress_bar"],
@@ -322,6 +351,9 @@ def compare(config: dict[str, Any], model_path: Path, train_env: gym.Env) -> dic
     agent_env = SinglePoolWrapper(base_env) if config["algo"] == "DQN" else base_env
     seeds = [config["eval_seed"] + i for i in range(config["eval_episodes"])]
     policies = {config["algo"]: (make_agent(model_path, agent_env, seed=config["seed"], device=config["device"]), agent_env)}
+    best = Path(config["out"]) / "best_model.zip"
+    if config["eval_freq"] and best.is_file():  # --eval-freq's pick, chosen on the reward set of other episodes
+        policies[f"{config['algo']} (best)"] = (make_agent(best, agent_env, seed=config["seed"], device=config["device"]), agent_env)
     for name in BASELINES_TO_COMPARE:
         policies[name] = (make_agent(name, base_env, seed=config["seed"]), base_env)
     rows = {}
@@ -419,8 +451,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     atomic_write_json(record, out / "config.json")
 
+    eval_env = None
+    if config["eval_freq"]:
+        eval_env = Monitor(make_env(config["env_id"], eval_env_kwargs(config, env), config["algo"]),
+                           str(out / "eval_monitor.csv"), info_keywords=("miou", "test_miou"),
+                           override_existing=not config["resume"])
     started = time.perf_counter()
-    model = train(config, model, total)
+    model = train(config, model, total, eval_env)
+    if eval_env is not None:
+        eval_env.close()
     train_seconds = time.perf_counter() - started
     model_path = out / "model.zip"
     save_model(model, model_path)
@@ -439,5 +478,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return comparison
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The ``segal-train`` command: exit status 0 (usage errors exit 2 from argparse)."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

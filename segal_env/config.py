@@ -13,6 +13,7 @@ what was given.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import types
@@ -25,6 +26,7 @@ import numpy as np
 from .data import DATASET_NAMES
 from .finetuning import FINETUNE_SCHEDULES
 from .layout import FeatureLayout
+from .models import model_factory, model_name
 from .presets import preset_value
 from .trainer import LOSS_WEIGHTINGS
 
@@ -97,6 +99,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return not args or (len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args)))
     if origin is dict or hint is dict:
         return isinstance(value, dict)
+    if origin is collections.abc.Callable:
+        return callable(value)
     return isinstance(value, hint) if isinstance(hint, type) else True
 
 
@@ -145,7 +149,7 @@ class EnvConfig:
     budget: int | None = None
     reward_scale: float = 100.0
     reward: str = "gain"
-    model: str | None = None
+    model: str | Callable[..., Any] | None = None  # a name in models.MODELS, "package.module:function" or a factory
     dropout: float = 0.5
     pretrained_backbone: bool = False
     finetune: str | None = None
@@ -181,7 +185,7 @@ class EnvConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (tuples as lists), e.g. for config.json and benchmark records."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return json.loads(json.dumps(dataclasses.asdict(self), default=model_name))  # a model factory by its import path
 
 
 ENV_KEYWORDS = tuple(field.name for field in dataclasses.fields(EnvConfig))
@@ -252,6 +256,7 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
     _choice("optimizer", config.optimizer, OPTIMIZERS)
     _choice("loss_weighting", config.loss_weighting, LOSS_WEIGHTINGS)
     _choice("start_set", config.start_set, START_SETS)
+    model_factory(config.model)  # an unknown name or an import path that does not import raises here, naming the fix
     if config.render_mode is not None:
         _choice("render_mode", config.render_mode, RENDER_MODES)
     FeatureLayout(1, config.extra_features)  # unknown or repeated extras raise here, naming the valid ones

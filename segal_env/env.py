@@ -11,6 +11,7 @@ the start network (start_network.py), pools and actions (pools.py), what the net
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from typing import Any
 
@@ -23,7 +24,7 @@ from .config import RENDER_MODES, EnvConfig, resolve_env_config
 from .data import ALRoles, cached_roles
 from .finetuning import LabeledData, final_training, finetune
 from .layout import FeatureLayout
-from .models import build_model
+from .models import BUILT_IN_MODELS, build_model, check_output_contract, model_name
 from .observation import Observer
 from .pools import action_mask, chosen_regions, random_picks, sample_pools
 from .regions import LabeledRegions, RegionGrid
@@ -110,13 +111,17 @@ class SegALEnv(gym.Env):
         def build():
             return build_model(c.model, self.num_classes, c.dropout, c.pretrained_backbone)
 
+        architecture = {}
+        if not (isinstance(c.model, str) and c.model in BUILT_IN_MODELS):
+            with seeded_torch(c.checkpoint_seed, torch.device("cpu")):  # the global RNG stays as it was
+                architecture = self._check_network(build())
         if c.start_set == "none":
             with seeded_torch(c.checkpoint_seed, torch.device("cpu")):
                 return build(), {"start_set": "none"}
         description = {
             "dataset": c.dataset, "dataset_kwargs": c.dataset_kwargs or {}, "data_seed": c.data_seed, "scale": c.scale,
-            "roles": self.roles.to_dict(), "start_set": c.start_set, "model": c.model, "dropout": c.dropout,
-            "pretrained_backbone": c.pretrained_backbone,
+            "roles": self.roles.to_dict(), "start_set": c.start_set, "model": model_name(c.model), "dropout": c.dropout,
+            "pretrained_backbone": c.pretrained_backbone, **architecture,
         }
         pretrain = {"steps": c.pretrain_steps, "seed": c.checkpoint_seed, "lr": c.pretrain_lr}
         start = self.roles.d_s if c.start_set == "d_s" else self.roles.d_t
@@ -124,6 +129,23 @@ class SegALEnv(gym.Env):
         model = build()
         model.load_state_dict(state)
         return model, report
+
+    def _check_network(self, model: torch.nn.Module) -> dict[str, str]:
+        """For a network of the user's (``model=`` not a built-in name): check its output contract and that
+        BALD can sample it, and return a fingerprint of its parameter shapes for the start-network cache key
+        (so that editing the network's code never loads another network's weights)."""
+        c = self.config
+        height, width = self.roles.d_r.image_size
+        check_output_contract(model, self.num_classes, height, width, model_name(c.model))
+        dropouts = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+        if "bald" in c.extra_features and not dropouts:
+            raise ValueError(
+                f"model '{model_name(c.model)}' has no dropout layer, so the 'bald' feature (MC dropout) is undefined: "
+                "put a torch.nn.Dropout before its classifier, or leave BALD out with "
+                f"extra_features={[e for e in c.extra_features if e != 'bald']}"
+            )
+        shapes = ";".join(f"{name}:{tuple(p.shape)}" for name, p in model.state_dict().items())
+        return {"architecture": hashlib.sha256(shapes.encode()).hexdigest()[:16]}
 
     def _setup(self) -> None:
         c, dev = self.config, self.device

@@ -6,7 +6,10 @@ BALD baseline). Pretrained ImageNet backbones are opt-in; nothing is downloaded 
 """
 from __future__ import annotations
 
-from typing import Callable
+import functools
+import importlib
+import inspect
+from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -194,7 +197,7 @@ class UNetSmall(SegmentationNet):
         return self.classifier(self.dropout(features))
 
 
-MODELS: dict[str, Callable[..., SegmentationNet]] = {
+MODELS: dict[str, Callable[..., nn.Module]] = {
     "lraspp_mobilenet_v3": LRASPPNet,
     "deeplabv3_mobilenet_v3": lambda **kw: SequentialHeadNet(deeplabv3_mobilenet_v3_large, **kw),
     "deeplabv3_resnet50": lambda **kw: SequentialHeadNet(deeplabv3_resnet50, **kw),
@@ -203,21 +206,117 @@ MODELS: dict[str, Callable[..., SegmentationNet]] = {
     "unet_small": UNetSmall,
     "unet_tiny": lambda **kw: UNetSmall(widths=(8, 16, 32, 64), **kw),
 }
+BUILT_IN_MODELS = tuple(MODELS)
+
+ModelSpec = Union[str, Callable[..., nn.Module]]
 
 
-def build_model(name: str, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False) -> SegmentationNet:
-    """Name-based factory. ``pretrained_backbone`` needs the ImageNet weights already in torch's cache."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model '{name}'; choose from {sorted(MODELS)}")
+class ForeignNet(SegmentationNet):
+    """Adapter for a network segal did not build: ``net(x)`` maps normalised images [B, 3, H, W] to logits
+    [B, C, h, w] (any h, w: ``forward`` upsamples to the input's size).
+
+    MC dropout samples every dropout layer of ``net`` (``self.dropout`` holds them all) and, with no
+    encoder/decoder split to exploit, runs the whole network once per sample. Subclass ``SegmentationNet``
+    (``encode`` + ``decode`` with the dropout in the head) to run only the head per sample.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.dropout = nn.ModuleList(m for m in net.modules() if isinstance(m, nn.modules.dropout._DropoutNd))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        out = self.net(features)
+        if isinstance(out, dict) and "out" in out:  # torchvision's segmentation models return {"out": logits, ...}
+            out = out["out"]
+        return out
+
+
+def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Make ``model=name`` build ``factory(num_classes=C, ...)`` (see ``build_model`` for the contract)."""
+    if name in BUILT_IN_MODELS:
+        raise ValueError(f"'{name}' is a built-in model; register your network under another name")
+    if not callable(factory):
+        raise TypeError(f"register_model('{name}', ...) needs a callable returning a torch.nn.Module, got {factory!r}")
+    MODELS[name] = factory
+
+
+def model_factory(model: ModelSpec) -> Callable[..., nn.Module]:
+    """The factory behind ``model=``: a registered name, an import path ``"package.module:function"`` or a callable."""
+    if callable(model):
+        return model
+    if model in MODELS:
+        return MODELS[model]
+    if isinstance(model, str) and ":" in model:
+        module_name, _, attribute = model.partition(":")
+        try:
+            factory = functools.reduce(getattr, attribute.split("."), importlib.import_module(module_name))
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"model '{model}': cannot import {attribute!r} from module {module_name!r} ({err})") from err
+        if not callable(factory):
+            raise ValueError(f"model '{model}' is not callable; it must be a function or class returning a torch.nn.Module")
+        return factory
+    raise ValueError(
+        f"unknown model {model!r}; choose from {sorted(MODELS)}, register yours with "
+        "segal_env.models.register_model(name, factory), or pass a factory or its import path 'package.module:function'"
+    )
+
+
+def model_name(model: ModelSpec) -> str:
+    """A JSON-able name for ``model=`` (the import path of a callable), for configs and the start-network cache."""
+    if isinstance(model, str):
+        return model
+    return f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', type(model).__name__)}"
+
+
+def build_model(model: ModelSpec, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False) -> SegmentationNet:
+    """The network for ``model=``; ``pretrained_backbone`` needs the ImageNet weights already in torch's cache.
+
+    A factory of your own is called as ``factory(num_classes=C)``, plus ``dropout=`` and ``pretrained_backbone=``
+    when its signature names them, and must return a ``torch.nn.Module`` whose forward maps normalised images
+    [B, 3, H, W] to logits [B, C, h, w] (or torchvision's ``{"out": logits}``). A ``SegmentationNet`` is used as
+    it is; any other module is wrapped in ``ForeignNet``.
+    """
+    factory = model_factory(model)
+    if isinstance(model, str) and model in BUILT_IN_MODELS:
+        kwargs = {"dropout": dropout, "pretrained_backbone": pretrained_backbone}
+    else:
+        accepted = inspect.signature(factory).parameters  # only named parameters: **kwargs often forwards elsewhere
+        kwargs = {k: v for k, v in (("dropout", dropout), ("pretrained_backbone", pretrained_backbone)) if k in accepted}
     try:
-        return MODELS[name](num_classes=num_classes, dropout=dropout, pretrained_backbone=pretrained_backbone)
+        net = factory(num_classes=num_classes, **kwargs)
     except (OSError, RuntimeError) as err:  # urllib errors are OSErrors
         if not pretrained_backbone:
             raise
         raise RuntimeError(
-            f"could not load pretrained backbone weights for '{name}' ({err}); they must already be in torch's "
-            "cache (TORCH_HOME) because nothing is downloaded at run time, or pass pretrained_backbone=False"
+            f"could not load pretrained backbone weights for '{model_name(model)}' ({err}); they must already be in "
+            "torch's cache (TORCH_HOME) because nothing is downloaded at run time, or pass pretrained_backbone=False"
         ) from err
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"model '{model_name(model)}' returned {type(net).__name__}, not a torch.nn.Module")
+    return net if isinstance(net, SegmentationNet) else ForeignNet(net)
+
+
+def check_output_contract(model: SegmentationNet, num_classes: int, height: int, width: int, name: str) -> None:
+    """One forward pass on a blank image: the logits must be [1, num_classes, h, w]; a clear error otherwise."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model.decode(model.encode(torch.zeros(1, 3, height, width)))
+    except Exception as err:
+        raise ValueError(f"model '{name}' fails on a [1, 3, {height}, {width}] image batch: {err}") from err
+    finally:
+        model.train(was_training)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 4 or logits.shape[:2] != (1, num_classes):
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"model '{name}' must map images [B, 3, H, W] to logits [B, {num_classes}, h, w] "
+            f"({num_classes} classes in this data set), got {got}"
+        )
 
 
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -116,7 +117,8 @@ def load_or_pretrain(
     """
     description = {**description, "pretrain": settings}
     seed = settings["seed"]
-    path = cache_dir(directory) / f"{description.get('dataset', 'data')}-{description.get('model', 'net')}-{cache_key(description)}.pt"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{description.get('dataset', 'data')}-{description.get('model', 'net')}")
+    path = cache_dir(directory) / f"{name}-{cache_key(description)}.pt"  # an import path as model= holds ":"
     if path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         return saved["model"], saved["report"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", default=None, help="dataset folder (not needed for synthetic)")
     parser.add_argument("--dataset-kwargs", default="{}", help='JSON, e.g. \'{"class_names": [...]}\' for folder')
     parser.add_argument("--scale", type=float, default=1.0, help="rescale images at load (0.5 = half resolution)")
-    parser.add_argument("--model", default=None, choices=sorted(MODELS), help="default: the dataset preset's model")
+    parser.add_argument("--model", default=None,
+                        help=f"one of {', '.join(sorted(MODELS))} or a factory's import path 'package.module:function' "
+                             "(default: the dataset preset's model)")
     parser.add_argument("--epochs", type=int, default=200, help="maximum epochs")
     parser.add_argument("--patience", type=int, default=15, help="stop after this many epochs without a better val mIoU")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -110,5 +113,11 @@ def results_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The ``segal-supervised`` command: exit status 0 (usage errors exit 2 from argparse)."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

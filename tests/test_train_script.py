@@ -109,6 +109,8 @@ def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys)
         (["--env-kwargs", "budget=15", "num_pools=4"], "not a multiple of num_pools"),
         (["--env-kwargs", "freeze_bn=yes"], "--env-kwargs: env keyword 'freeze_bn' must be bool or None, got 'yes'"),
         (["--eval-env-kwargs", "lr=fast"], "--eval-env-kwargs: env keyword 'lr' must be float or None, got 'fast'"),
+        (["--eval-patience", "2"], "--eval-patience needs --eval-freq"),
+        (["--eval-freq", "-1"], "--eval-freq must be >= 0"),
     ],
 )
 def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, message):
@@ -159,3 +161,29 @@ def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
     assert config["algo_kwargs_used"]["n_steps"] == 8
     assert list(comparison["policies"])[0] == algo
     assert comparison["eval_env"]["pool_size"] == 3 and comparison["eval_env"]["num_pools"] == 4
+
+
+@pytest.mark.parametrize("algo", ["BatchDQN", "MaskablePPO"])
+def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path, cache_dir, algo):
+    """Test-mode budget 16 = 4 steps of 4 picks; training 8 steps evaluated every 4: two evaluations."""
+    comparison = run(tmp_path, cache_dir, "--algo", algo, "--timesteps", "8", "--eval-freq", "4",
+                     "--eval-freq-episodes", "1", "--eval-episodes", "1", "--no-progress-bar")
+    out = tmp_path / "run"
+    record = json.loads((out / "evaluations.json").read_text())
+    assert [e["timesteps"] for e in record["evaluations"]] == [4, 8]
+    for evaluation in record["evaluations"]:
+        assert len(evaluation["returns"]) == 1 and 0.0 < evaluation["test_miou"][0] < 1.0
+    best = max(e["mean_return"] for e in record["evaluations"])
+    assert record["evaluations"][-1]["best_mean_return"] == pytest.approx(best)
+    assert (out / "best_model.zip").is_file()
+    monitor = (out / "eval_monitor.csv").read_text().splitlines()
+    assert monitor[1].split(",")[-2:] == ["miou", "test_miou"] and len(monitor) == 4  # header, columns, 2 episodes
+    assert list(comparison["policies"]) == [algo, f"{algo} (best)", "random", "entropy"]
+
+
+def test_same_episodes_at_every_evaluation(tmp_path, cache_dir):
+    """Re-seeding before each evaluation: a policy that does not learn scores identically every time."""
+    run(tmp_path, cache_dir, "--timesteps", "12", "--eval-freq", "4", "--eval-freq-episodes", "1", "--no-compare",
+        "--no-progress-bar", "--algo-kwargs", "learning_starts=100")  # never updated
+    returns = [e["returns"] for e in json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]]
+    assert len(returns) == 3 and returns[0] == returns[1] == returns[2]

@@ -18,7 +18,6 @@ from segal_env import DEFAULT_ENV_ID, ENV_IDS
 # ---- argument parsing ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evaluate.py",
         description="Benchmark labelling policies (baselines and trained agents) in a SegAL environment's test mode: "
                     "every (policy, seed) runs to the largest budget from identical starting conditions per seed; "
                     "the test-split mIoU, per-class IoU and labeled pixels per class are recorded at every budget.",
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return _main(args, console)
     except UsageError as error:
         parser.print_usage(sys.stderr)
-        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
