@@ -14,6 +14,8 @@ COMMANDS = {
     "segal-evaluate": "experiments.benchmark.cli:main",
     "segal-supervised": "segal_env.supervised:cli",
     "segal-zoo": "experiments.zoo:main",
+    "segal-request": "experiments.requests:main",
+    "segal-merge-labels": "experiments.requests:merge_main",
 }
 
 

@@ -1,0 +1,141 @@
+"""segal-request on a tiny folder of generated images: choose regions, write the three outputs, merge labels back."""
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from PIL import Image
+
+import segal_env  # noqa: F401
+from agents import BatchDQN
+from experiments.requests import label_studio_tasks, main, merge_annotations, merge_main, request_labels
+from segal_env.data import load_splits
+from segal_env.data.synthetic import SYNTHETIC_CLASSES
+
+REGION = (16, 16)  # the synthetic images are 96x128 (HxW): 48 regions per image
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """labeled/{images,labels}: 4 annotated images; unlabeled/: 6 images; truth/: the labels of those 6."""
+    root = tmp_path_factory.mktemp("request_data")
+    data = load_splits("synthetic", seed=3, n_train=10, n_val=1, n_test=1)["train"]
+    for sub in ("labeled/images", "labeled/labels", "unlabeled", "truth"):
+        (root / sub).mkdir(parents=True)
+    for i in range(10):
+        image = Image.fromarray(data.images[i].permute(1, 2, 0).numpy())
+        label = Image.fromarray(data.labels[i].numpy())
+        if i < 4:
+            image.save(root / "labeled" / "images" / f"known{i}.png")
+            label.save(root / "labeled" / "labels" / f"known{i}.png")
+        else:
+            image.save(root / "unlabeled" / f"new{i}.png")
+            label.save(root / "truth" / f"new{i}.png")
+    return root
+
+
+def run_request(folders, out, policy="entropy", **overrides):
+    settings = dict(images=folders / "unlabeled", labeled=folders / "labeled", class_names=SYNTHETIC_CLASSES,
+                    policy=policy, budget=8, region_size=REGION, out=out, train_steps=3, arch="unet_tiny",
+                    num_pools=4, pool_size=3, mc_samples=2)
+    return request_labels(**{**settings, **overrides})
+
+
+def check_label_studio_task(task: dict, width: int, height: int) -> None:
+    """The Label Studio import format for pre-annotated image tasks (labelstud.io/guide/predictions):
+    a ``data`` object with the image reference, and ``predictions`` whose results are rectangles in
+    percent of the image, from a control (``from_name``) to the image (``to_name``)."""
+    assert set(task) == {"data", "predictions"} and isinstance(task["data"]["image"], str)
+    for prediction in task["predictions"]:
+        assert isinstance(prediction["model_version"], str) and prediction["result"]
+        for result in prediction["result"]:
+            assert result["type"] == "rectanglelabels"
+            assert (result["from_name"], result["to_name"]) == ("request", "image")
+            assert (result["original_width"], result["original_height"]) == (width, height)
+            value = result["value"]
+            assert set(value) >= {"x", "y", "width", "height", "rotation", "rectanglelabels"}
+            assert 0 <= value["x"] < 100 and 0 <= value["y"] < 100
+            assert 0 < value["width"] <= 100 - value["x"] + 1e-9 and 0 < value["height"] <= 100 - value["y"] + 1e-9
+            assert isinstance(value["rectanglelabels"], list) and value["rectanglelabels"]
+
+
+def test_a_baseline_requests_regions_with_all_three_outputs(folders, tmp_path, one_torch_thread):
+    requests = run_request(folders, tmp_path)
+    saved = json.loads((tmp_path / "requests.json").read_text())
+    assert saved == json.loads(json.dumps(requests))
+    regions = [r for image in saved["images"] for r in image["regions"]]
+    assert sorted(r["order"] for r in regions) == list(range(1, 9))
+    assert len({(image["file"], r["region_id"]) for image in saved["images"] for r in image["regions"]}) == 8
+    for region in regions:
+        box = region["box"]
+        assert box["width"] == 16 and box["height"] == 16 and box["x"] % 16 == 0 and box["y"] % 16 == 0
+        assert 0 <= region["features"]["entropy_mean"] <= 1 and region["score"] is not None
+    # entropy picks the most uncertain candidate of each pool: its score is the candidate's mean entropy
+    assert all(r["score"] == pytest.approx(r["features"]["entropy_mean"], abs=1e-6) for r in regions)
+    tasks = json.loads((tmp_path / "label_studio" / "tasks.json").read_text())
+    assert len(tasks) == len(saved["images"])
+    for task in tasks:
+        check_label_studio_task(task, width=128, height=96)
+    config = (tmp_path / "label_studio" / "label_config.xml").read_text()
+    assert '<RectangleLabels name="request" toName="image">' in config and 'value="sky"' in config
+    for image in saved["images"]:
+        with Image.open(tmp_path / "overlays" / f"{Path(image['file']).stem}.png") as overlay:
+            pixels = np.asarray(overlay)
+        box = image["regions"][0]["box"]
+        assert tuple(pixels[box["y"], box["x"] + 8]) == (255, 40, 40)  # the outline's top edge
+    assert (tmp_path / "network.pt").is_file()
+
+
+def test_a_saved_agent_requests_regions_and_the_network_is_reused(folders, tmp_path, tiny_kwargs, one_torch_thread):
+    first = run_request(folders, tmp_path / "round1")
+    # an agent trained in the simulation on images of the same grid (synthetic 96x128, 16x16 regions, 2 state images)
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "region_size": list(REGION)})
+    agent = BatchDQN("RegionQPolicy", env, seed=0).learn(4)
+    agent.save(tmp_path / "agent")
+    requests = run_request(folders, tmp_path / "round2", policy=str(tmp_path / "agent.zip"),
+                           model_file=Path(first["settings"]["network"]))
+    regions = [r for image in requests["images"] for r in image["regions"]]
+    assert len(regions) == 8 and all(isinstance(r["score"], float) for r in regions)  # Q values
+
+
+def test_annotations_come_back_into_the_labelled_set(folders, tmp_path, one_torch_thread):
+    labeled = tmp_path / "labeled"
+    for sub in ("images", "labels"):
+        (labeled / sub).mkdir(parents=True)
+        for path in (folders / "labeled" / sub).iterdir():
+            (labeled / sub / path.name).write_bytes(path.read_bytes())
+    run_request(folders, tmp_path / "requests", labeled=labeled)
+    requests = json.loads((tmp_path / "requests" / "requests.json").read_text())
+    merged = merge_annotations(tmp_path / "requests" / "requests.json", folders / "truth", labeled)
+    for image in requests["images"]:
+        stem = Path(image["file"]).stem
+        label = np.asarray(Image.open(labeled / "labels" / f"{stem}.png"))
+        truth = np.asarray(Image.open(folders / "truth" / f"{stem}.png"))
+        inside = np.zeros(label.shape, bool)
+        for region in image["regions"]:
+            b = region["box"]
+            inside[b["y"]: b["y"] + b["height"], b["x"]: b["x"] + b["width"]] = True
+        assert (label[inside] == truth[inside]).all() and (label[~inside] == 255).all()
+        assert merged[image["file"]]["labelled_pixels"] == (inside & (truth != 255)).sum()  # void pixels stay void
+        assert (labeled / "images" / image["file"]).is_file()
+    # the next round trains on the grown labelled set and does not ask for the labelled regions again
+    again = run_request(folders, tmp_path / "next", labeled=labeled, budget=6 * 48 - 8, pool_size=2, overlays=False)  # all that is left
+    before = {(i["file"], r["region_id"]) for i in requests["images"] for r in i["regions"]}
+    after = {(i["file"], r["region_id"]) for i in again["images"] for r in i["regions"]}
+    assert len(after) == 6 * 48 - 8 and not before & after
+
+
+def test_clear_errors_for_what_does_not_fit(folders, tmp_path, capsys):
+    with pytest.raises(ValueError, match="does not tile"):
+        run_request(folders, tmp_path, region_size=(15, 16))
+    with pytest.raises(ValueError, match="larger than the"):
+        run_request(folders, tmp_path, budget=6 * 48 + 4)
+    with pytest.raises(ValueError, match="class ids 0..2"):
+        run_request(folders, tmp_path, class_names=["a", "b", "c"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--images", str(folders / "unlabeled"), "--labeled", str(folders / "labeled"), "--class-names", "x",
+              "--train-model", "--budget", "8", "--region-size", "16", "16", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        merge_main(["--requests", str(tmp_path / "none.json"), "--annotations", str(tmp_path), "--labeled", str(tmp_path)])
