@@ -11,7 +11,7 @@ the classes by pixel share in D_V. Paired by seed (the same network; the seed dr
     python benchmarks/requests_camvid.py --agent results/camvid-cpu/dqn/model.zip   # plus a trained agent
 
 Writes <out>.json / <out>.md, per-run folders under --work (requests.json, Label Studio tasks, overlays) and,
-with --figure, one overlay as a PNG for docs/requests.md.
+with --figure, one overlay as a PNG for docs/requests.md. A rerun reuses the finished runs in --work.
 """
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--budget", type=int, default=240)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("results/requests-camvid"))
-    parser.add_argument("--figure", type=Path, help="write the seed-0 overlay of the first image the first policy chose in")
+    parser.add_argument("--figure", type=Path, help="copy the first seed's overlay of the image --figure-policy chose most in")
+    parser.add_argument("--figure-policy", default="entropy")
     parser.add_argument("--out", default="benchmarks/results/requests_camvid")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -114,8 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
         for seed in args.seeds:
             out = args.work / "requests" / f"{label}-seed{seed}"
             started = time.perf_counter()
-            if (out / "requests.json").is_file():
-                requests = json.loads((out / "requests.json").read_text())
+            done = json.loads((out / "requests.json").read_text()) if (out / "requests.json").is_file() else None
+            if done is not None and (done["settings"]["budget"], done["settings"]["policy"]) == (args.budget, str(policy)):
+                requests = done
             else:
                 requests = request_labels(
                     unlabeled, labeled, CAMVID_CLASSES, policy, args.budget, REGION, out, model_file=network,
@@ -167,11 +169,11 @@ def main(argv: list[str] | None = None) -> dict:
     atomic_write_json(summary, f"{args.out}.json")
     atomic_write_text(text, f"{args.out}.md")
     if args.figure is not None:
-        first = next(iter(policies))
-        requests = json.loads((args.work / "requests" / f"{first}-seed{args.seeds[0]}" / "requests.json").read_text())
+        run = args.work / "requests" / f"{args.figure_policy}-seed{args.seeds[0]}"
+        requests = json.loads((run / "requests.json").read_text())
         stem = Path(max(requests["images"], key=lambda i: len(i["regions"]))["file"]).stem
         args.figure.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.work / "requests" / f"{first}-seed{args.seeds[0]}" / "overlays" / f"{stem}.png", args.figure)
+        shutil.copyfile(run / "overlays" / f"{stem}.png", args.figure)
     return summary
 
 

@@ -13,8 +13,9 @@ from .env import SegALEnv
 from .layout import FeatureLayout
 
 from .config import EnvConfig
+from .request_env import RequestEnv
 
-__all__ = ["DEFAULT_ENV_ID", "ENV_IDS", "EnvConfig", "FeatureLayout", "SegALEnv"]
+__all__ = ["DEFAULT_ENV_ID", "ENV_IDS", "EnvConfig", "FeatureLayout", "RequestEnv", "SegALEnv"]
 __version__ = "0.1.0"
 
 DEFAULT_ENV_ID = "SegAL-Synthetic-v0"  # the built-in default: synthetic data, runs on a 2-core CPU

@@ -20,6 +20,7 @@ from .layout import FeatureLayout
 from .observation import Observer
 from .pools import action_mask, chosen_regions, sample_pools
 from .regions import LabeledRegions, RegionGrid
+from .runtime import seeded_torch
 from .trainer import SegTrainer
 
 
@@ -92,7 +93,7 @@ class RequestEnv(gym.Env):
         super().reset(seed=seed)
         self.requested.clear()
         self.pools = self._next_pools()
-        obs = self.observer.observe(self.trainer, self.pools, self.requested.labeled_ids())
+        obs = self._observe(None)
         self._state_rows = obs["state"]  # the network does not change: the state set's rows neither
         return obs, {"regions_requested": 0}
 
@@ -105,8 +106,12 @@ class RequestEnv(gym.Env):
         info = {"chosen": chosen.tolist(), "regions_requested": self.requested.count}
         if not done:
             self.pools = self._next_pools()
-        obs = self.observer.observe(self.trainer, self.pools, self.requested.labeled_ids(), self._state_rows)
-        return obs, 0.0, done, False, info
+        return self._observe(self._state_rows), 0.0, done, False, info
+
+    def _observe(self, state_rows: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The observation, with BALD's dropout draws seeded from the env's generator (same seed, same episode)."""
+        with seeded_torch(int(self.np_random.integers(2**31 - 1)), self.trainer.device):
+            return self.observer.observe(self.trainer, self.pools, self.requested.labeled_ids(), state_rows)
 
     def _next_pools(self) -> torch.Tensor:
         available = ~(self.requested.labeled | self.exclude)

@@ -139,3 +139,29 @@ def test_clear_errors_for_what_does_not_fit(folders, tmp_path, capsys):
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit):
         merge_main(["--requests", str(tmp_path / "none.json"), "--annotations", str(tmp_path), "--labeled", str(tmp_path)])
+
+
+def test_request_env_is_deterministic_and_checks_actions(folders, one_torch_thread):
+    import torch
+
+    from experiments.requests import load_labeled, load_unlabeled
+    from segal_env import RequestEnv
+    from segal_env.models import build_model
+    from segal_env.trainer import SegTrainer
+
+    known = load_labeled(folders / "labeled", SYNTHETIC_CLASSES, 255, 1.0)
+    images, _, _ = load_unlabeled(folders / "unlabeled", 1.0)
+    torch.manual_seed(0)
+    trainer = SegTrainer(build_model("unet_tiny", known.num_classes), known.num_classes, 255, "cpu")
+    env = RequestEnv(trainer, images, known.images[:2], REGION, budget=8, num_pools=4, pool_size=3, mc_samples=2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.action_masks()
+    first = [env.reset(seed=5)[0]["candidates"], env.pools.clone()]
+    obs, reward, done, _, info = env.step(np.zeros(4, dtype=int))
+    assert reward == 0.0 and not done and len(info["chosen"]) == 4 and info["regions_requested"] == 4
+    again = [env.reset(seed=5)[0]["candidates"], env.pools.clone()]
+    assert np.array_equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    with pytest.raises(ValueError):
+        env.step(np.array([0, 0, 0, 7]))  # candidate 7 of a pool of 3
+    env.step(np.zeros(4, dtype=int))
+    assert env.step(np.zeros(4, dtype=int))[2]  # budget 8 = two steps of 4
