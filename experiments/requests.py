@@ -275,17 +275,19 @@ def label_studio_config(class_names: Sequence[str]) -> str:
 
 def draw_overlay(image_path: Path, regions: list[dict[str, Any]], path: Path) -> Path:
     """The image with each requested region outlined and numbered by its order of choice."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     with Image.open(image_path) as source:
         picture = source.convert("RGB")
     draw = ImageDraw.Draw(picture)
     line = max(2, round(min(picture.size) / 150))
+    font = ImageFont.load_default(size=max(10, min(picture.size) // 20))
     for region in regions:
         box = region["box"]
         corners = (box["x"], box["y"], box["x"] + box["width"] - 1, box["y"] + box["height"] - 1)
         draw.rectangle(corners, outline=(255, 40, 40), width=line)
-        draw.text((box["x"] + line + 1, box["y"] + line), str(region["order"]), fill=(255, 255, 0))
+        draw.text((box["x"] + line + 2, box["y"] + line), str(region["order"]), fill=(255, 255, 0), font=font,
+                  stroke_width=1, stroke_fill=(0, 0, 0))
     return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
