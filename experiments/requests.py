@@ -55,6 +55,7 @@ PAPER_NUM_POOLS = 24  # K of the paper's CamVid setting
 LABEL_STUDIO_FROM = "request"  # the RectangleLabels control the pre-annotations belong to
 LABEL_STUDIO_TO = "image"
 DEFAULT_TRAIN_STEPS = 2000
+DEFAULT_ARCH = "lraspp_mobilenet_v3"  # the real-data presets' network
 
 
 # ---- inputs --------------------------------------------------------------------------------------
@@ -87,16 +88,21 @@ def load_labeled(folder: Path, class_names: Sequence[str], ignore_index: int, sc
 
 
 def build_network(
-    labeled: SegDataset, model: ModelSpec, model_file: Path | None, train_steps: int, lr: float, seed: int, device: str, out: Path,
+    labeled: SegDataset, model: ModelSpec | None, model_file: Path | None, train_steps: int, lr: float, seed: int,
+    device: str, out: Path,
 ) -> tuple[SegTrainer, dict[str, Any]]:
-    """The network the policy looks through: loaded from ``model_file``, or trained on the labelled set and
-    saved as ``out/network.pt`` (pass it as --model next round)."""
+    """The network the policy looks through: loaded from ``model_file`` (a state dict, or network.pt of an earlier
+    round, which also names its architecture and classes), or trained on the labelled set and saved as
+    ``out/network.pt``. ``model`` None: the file's architecture, else ``DEFAULT_ARCH``."""
     num_classes = labeled.num_classes
+    saved = torch.load(model_file, map_location="cpu", weights_only=True) if model_file is not None else None
+    if isinstance(saved, dict) and "class_names" in saved and list(saved["class_names"]) != list(labeled.class_names):
+        raise ValueError(f"{model_file} was trained for the classes {saved['class_names']}, not {list(labeled.class_names)}")
+    model = model or (saved.get("arch") if isinstance(saved, dict) else None) or DEFAULT_ARCH
     with seeded_torch(seed, torch.device("cpu")):
         net = build_model(model, num_classes)
-    if model_file is not None:
-        saved = torch.load(model_file, map_location="cpu", weights_only=True)
-        state = saved.get("model", saved) if isinstance(saved, dict) else saved
+    if saved is not None:
+        state = saved.get("model", saved)
         try:
             net.load_state_dict(state)
         except RuntimeError as error:
@@ -105,12 +111,13 @@ def build_network(
                 f"({len(labeled.class_names)} class names given): {str(error).splitlines()[0]}; pass the --arch it was "
                 "trained with and its class names"
             ) from None
-        report = {"network": str(model_file)}
+        report = {"network": str(model_file), "arch": model_name(model)}
     else:
         result = pretrain(net, labeled, labeled, seed, device, train_steps, lr)
         path = atomic_save({"model": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "arch": model_name(model),
                             "class_names": list(labeled.class_names)}, out / "network.pt")
-        report = {"network": str(path), "trained_steps": train_steps, "labeled_miou": result["val_miou"]}
+        report = {"network": str(path), "arch": model_name(model), "trained_steps": train_steps,
+                  "labeled_miou": result["val_miou"]}
     trainer = SegTrainer(net, num_classes, labeled.ignore_index, device, batch_size=8)
     return trainer, report
 
@@ -207,7 +214,6 @@ def choose_regions(env: RequestEnv, agent: Any, seed: int, class_names: Sequence
         action, _ = agent.predict(obs, deterministic=True)
         action = np.asarray(action).reshape(-1)
         rows = obs["candidates"]
-        pools = env.pools.clone()
         obs, _, done, _, info = env.step(action)
         for pool, (slot, region) in enumerate(zip(action.tolist(), info["chosen"])):
             picks.append({
@@ -218,7 +224,6 @@ def choose_regions(env: RequestEnv, agent: Any, seed: int, class_names: Sequence
                 "score": None if scores is None else float(scores[pool, slot]),
                 "features": describe_features(rows[pool, slot], env, class_names),
             })
-            assert int(pools[pool, slot]) == region
         step += 1
     return picks
 
@@ -301,7 +306,7 @@ def request_labels(
     region_size: Sequence[int],
     out: Path,
     model_file: Path | None = None,
-    arch: ModelSpec = "lraspp_mobilenet_v3",
+    arch: ModelSpec | None = None,
     train_steps: int = DEFAULT_TRAIN_STEPS,
     lr: float = 1e-3,
     num_pools: int | None = None,
@@ -345,7 +350,7 @@ def request_labels(
             "images": str(images), "labeled": str(labeled), "policy": str(policy), "budget": budget,
             "region_size": list(region_size), "num_pools": num_pools, "pool_size": pool_size, "scale": scale,
             "image_size": list(original), "class_names": list(class_names), "extra_features": list(extra_features),
-            "mc_samples": mc_samples, "ignore_index": ignore_index, "seed": seed, "arch": model_name(arch), **network,
+            "mc_samples": mc_samples, "ignore_index": ignore_index, "seed": seed, **network,
         },
         "images": [{"file": paths[i].name, "path": str(paths[i]), "regions": regions} for i, regions in sorted(by_image.items())],
     }
@@ -408,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     network = parser.add_mutually_exclusive_group(required=True)
     network.add_argument("--model", type=Path, help="a network state dict (e.g. network.pt of an earlier round)")
     network.add_argument("--train-model", action="store_true", help="train the network on --labeled first")
-    parser.add_argument("--arch", default="lraspp_mobilenet_v3", help="model= spec: a built-in name or 'package.module:function'")
+    parser.add_argument("--arch", default=None,
+                        help=f"the network: a built-in name or 'package.module:function' (default: the --model file's, else {DEFAULT_ARCH})")
     parser.add_argument("--train-steps", type=int, default=DEFAULT_TRAIN_STEPS, help=f"with --train-model (default {DEFAULT_TRAIN_STEPS})")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak Adam lr of --train-model")
     parser.add_argument("--policy", default="entropy", help="a baseline name (entropy, bald, random, ...) or a saved agent (.zip)")

@@ -93,10 +93,14 @@ def test_a_saved_agent_requests_regions_and_the_network_is_reused(folders, tmp_p
     env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "region_size": list(REGION)})
     agent = BatchDQN("RegionQPolicy", env, seed=0).learn(4)
     agent.save(tmp_path / "agent")
-    requests = run_request(folders, tmp_path / "round2", policy=str(tmp_path / "agent.zip"),
-                           model_file=Path(first["settings"]["network"]))
+    requests = run_request(folders, tmp_path / "round2", policy=str(tmp_path / "agent.zip"), arch=None,
+                           model_file=Path(first["settings"]["network"]))  # network.pt names its architecture
     regions = [r for image in requests["images"] for r in image["regions"]]
     assert len(regions) == 8 and all(isinstance(r["score"], float) for r in regions)  # Q values
+    assert requests["settings"]["arch"] == "unet_tiny"
+    renamed = list(SYNTHETIC_CLASSES[:-1]) + ["something else"]
+    with pytest.raises(ValueError, match="was trained for the classes"):
+        run_request(folders, tmp_path / "round3", model_file=Path(first["settings"]["network"]), class_names=renamed)
 
 
 def test_annotations_come_back_into_the_labelled_set(folders, tmp_path, one_torch_thread):
