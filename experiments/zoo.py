@@ -12,7 +12,7 @@ hands over to the Zoo. Every option is the Zoo's own (``segal-zoo --help``); env
     segal-zoo --algo batch_dqn --env SegAL-CamVid-v0 \\
         --env-kwargs data_root:"'../shared/data/camvid'" scale:0.5 region_size:"[45,40]"
 
-Needs the ``zoo`` extra (``pip install "segal-rl[zoo]"``).
+Needs the ``zoo`` extra (``pip install -e ".[zoo]"`` in a clone).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         from rl_zoo3 import exp_manager, utils
         from rl_zoo3.train import train
     except ImportError:
-        print("segal-zoo needs the RL Zoo: pip install 'segal-rl[zoo]' (or pip install -e '.[zoo]' in a clone)",
+        print("segal-zoo needs the RL Zoo: pip install rl_zoo3, or pip install -e '.[zoo]' in a clone of segal",
               file=sys.stderr)
         return 2
     utils.ALGOS.update(ZOO_ALGORITHMS)  # the very dict train() and the ExperimentManager read
