@@ -142,6 +142,20 @@ def test_load_with_other_pool_size(tmp_path):
     assert actions.shape == (3,)
 
 
+def test_a_live_model_acts_on_other_pool_counts_and_sizes():
+    """What SB3's EvalCallback needs when the evaluation env's pools differ from training's: the live model,
+    not a reloaded one, predicts on any K x N (single and batched), picking only valid candidates."""
+    model = small_model(seed=0)  # trained spaces: 2 pools of 4
+    test_env = ToyRegionEnv(num_pools=3, pool_size=6, mask_prob=0.5)
+    obs = test_env.reset(seed=1)[0]
+    actions, _ = model.predict(obs, deterministic=True)
+    assert actions.shape == (3,) and obs["action_mask"][np.arange(3), actions].all()
+    batch = sample_obs(test_env, 5)
+    assert model.predict(batch, deterministic=True)[0].shape == (5, 3)
+    explored, _ = model.predict(obs, deterministic=False)
+    assert explored.shape == (3,) and obs["action_mask"][np.arange(3), explored].all()
+
+
 def test_deterministic():
     def train(seed):
         model = small_model(seed=seed)

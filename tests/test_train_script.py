@@ -166,8 +166,10 @@ def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
 @pytest.mark.parametrize("algo", ["BatchDQN", "MaskablePPO"])
 def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path, cache_dir, algo):
     """Test-mode budget 16 = 4 steps of 4 picks; training 8 steps evaluated every 4: two evaluations."""
+    # BatchDQN is evaluated on pools of another size than it trains on, as in the paper (N=20 -> N=10)
+    other_pools = ["--eval-env-kwargs", "pool_size=2"] if algo == "BatchDQN" else []
     comparison = run(tmp_path, cache_dir, "--algo", algo, "--timesteps", "8", "--eval-freq", "4",
-                     "--eval-freq-episodes", "1", "--eval-episodes", "1", "--no-progress-bar")
+                     "--eval-freq-episodes", "1", "--eval-episodes", "1", "--no-progress-bar", *other_pools)
     out = tmp_path / "run"
     record = json.loads((out / "evaluations.json").read_text())
     assert [e["timesteps"] for e in record["evaluations"]] == [4, 8]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
@@ -151,6 +152,28 @@ class RegionQPolicy(BasePolicy):
 
     def _predict(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return masked_argmax(self.q_net(obs), obs["action_mask"])
+
+    def obs_to_tensor(self, observation: dict[str, np.ndarray]) -> tuple[PyTorchObs, bool]:
+        """Observations with any number of pools and candidates, not only the space's (the network scores
+        every candidate alike; train mode and test mode may differ in N): batched when "candidates" has
+        4 dimensions."""
+        vectorized = np.ndim(observation["candidates"]) == 4
+        tensors = {key: th.as_tensor(np.asarray(value, dtype=np.float32), device=self.device) for key, value in observation.items()}
+        return (tensors if vectorized else {key: value[None] for key, value in tensors.items()}), vectorized
+
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """Greedy pick per pool, [K] (or [B, K] for a batch), for whatever K and N the observation has."""
+        self.set_training_mode(False)
+        tensors, vectorized = self.obs_to_tensor(observation)
+        with th.no_grad():
+            actions = self._predict(tensors, deterministic).cpu().numpy()
+        return (actions if vectorized else actions[0]), state
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
