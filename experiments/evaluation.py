@@ -75,7 +75,8 @@ class _SameEpisodesEvaluation:
         if not locals_["done"]:
             return
         info = locals_["info"]
-        self._returns.append(float(info["episode"]["r"]) if "episode" in info else float("nan"))
+        # Monitor's episode return when the env has one, else evaluate_policy's running sum for this env
+        self._returns.append(float(info["episode"]["r"]) if "episode" in info else float(locals_["current_rewards"][locals_["i"]]))
         if "test_miou" in info:
             self._test_mious.append(float(info["test_miou"]))
         if len(self._returns) == self.n_eval_episodes and self._test_mious:
