@@ -38,9 +38,9 @@ from agents.baselines import BASELINES, RegionScoreBaseline
 from agents.loading import ALGORITHMS, detect_algorithm, saved_model_path
 from segal_env.config import DEFAULT_EXTRAS
 from segal_env.data.base import SegDataset
-from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT
+from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT, image_label_pairs
 from segal_env.data.io import (
-    IGNORE_INDEX, LabelMapping, list_images, load_pairs, pair_with_labels, read_label, read_rgb, require_dir, resize_image,
+    IGNORE_INDEX, LabelMapping, list_images, load_pairs, read_label, read_rgb, require_dir, resize_image,
     scaled_size,
 )
 from segal_env.models import ModelSpec, build_model, model_name
@@ -78,10 +78,7 @@ def load_unlabeled(folder: Path, scale: float) -> tuple[torch.Tensor, list[Path]
 
 def load_labeled(folder: Path, class_names: Sequence[str], ignore_index: int, scale: float) -> SegDataset:
     """The user's labelled images (``images/*`` + ``labels/<stem>.png``), labels checked against the classes."""
-    root = require_dir(Path(folder), FOLDER_LAYOUT)
-    images = list_images(require_dir(root / "images", FOLDER_LAYOUT))
-    labels = require_dir(root / "labels", FOLDER_LAYOUT)
-    pairs = pair_with_labels(images, {image: labels / f"{image.stem}.png" for image in images})
+    pairs = image_label_pairs(require_dir(Path(folder), FOLDER_LAYOUT))
     mapping = LabelMapping.class_ids(len(class_names), void_value=ignore_index)
     data, targets = load_pairs(pairs, mapping, scale, desc="labelled")
     return SegDataset(data, targets, [image.name for image, _ in pairs], tuple(class_names), IGNORE_INDEX)
@@ -122,15 +119,15 @@ def build_network(
     return trainer, report
 
 
-def saved_observation_space(policy: str) -> spaces.Dict | None:
-    """The observation space a saved agent was trained on; None for a baseline name."""
+def saved_agent_spaces(policy: str) -> tuple[type, spaces.Dict] | None:
+    """The algorithm of a saved agent and the observation space it was trained on; None for a baseline name."""
     path = saved_model_path(policy) if policy not in BASELINES else None
     if path is None:
         return None
     algorithm = detect_algorithm(path)
     if algorithm is None:
         raise ValueError(f"{path} was not saved by one of {', '.join(ALGORITHMS)}")
-    return algorithm.load(path, device="cpu").observation_space
+    return algorithm, algorithm.load(path, device="cpu").observation_space
 
 
 def state_images_for(saved: spaces.Dict | None, labeled: SegDataset, per_image: int, limit: int = 10) -> torch.Tensor:
@@ -148,7 +145,7 @@ def state_images_for(saved: spaces.Dict | None, labeled: SegDataset, per_image: 
     return labeled.images[: needed // per_image]
 
 
-def check_agent_fits(saved: spaces.Dict | None, env: RequestEnv, algorithm_is_batch_dqn: bool) -> None:
+def check_agent_fits(saved: spaces.Dict | None, env: RequestEnv, algorithm: type | None) -> None:
     """A saved agent reads candidate rows of a fixed width (class count + extras): say so when they differ."""
     if saved is None:
         return
@@ -159,7 +156,7 @@ def check_agent_fits(saved: spaces.Dict | None, env: RequestEnv, algorithm_is_ba
             f"with extras {list(env.layout.extras)} gives {have}: use a network with the agent's class count and "
             "--extra-features as in its training env"
         )
-    if not algorithm_is_batch_dqn and saved["candidates"].shape[:2] != env.observation_space["candidates"].shape[:2]:
+    if algorithm is not BatchDQN and saved["candidates"].shape[:2] != env.observation_space["candidates"].shape[:2]:
         raise ValueError(
             f"this agent acts on a fixed pool shape {tuple(saved['candidates'].shape[:2])} (pools, candidates): "
             "pass --num-pools and --pool-size to match (BatchDQN agents take any)"
@@ -333,10 +330,11 @@ def request_labels(
                          f"the unlabelled ones {pool.shape[-1]}x{pool.shape[-2]}: both sets need one size")
     trainer, network = build_network(known, arch, model_file, train_steps, lr, seed, device, out)
     grid = RegionGrid(tuple(pool.shape[-2:]), tuple(region_size))  # a size that does not tile fails here, with divisors
-    saved = saved_observation_space(policy)
+    agent_spaces = saved_agent_spaces(policy)
+    algorithm, saved = agent_spaces if agent_spaces is not None else (None, None)
     env = RequestEnv(trainer, pool, state_images_for(saved, known, grid.per_image), region_size, budget,
                      num_pools, pool_size, extra_features, mc_samples, exclude=labelled_regions(known, paths, grid))
-    check_agent_fits(saved, env, saved is not None and detect_algorithm(saved_model_path(policy)) is BatchDQN)
+    check_agent_fits(saved, env, algorithm)
     agent = make_agent(policy, env, seed=seed, device=device)
     picks = choose_regions(env, agent, seed, class_names)
 

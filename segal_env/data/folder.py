@@ -24,7 +24,8 @@ LAYOUT = (
 )
 
 
-def _pairs_in(folder: Path) -> list[tuple[Path, Path]]:
+def image_label_pairs(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, label) paths of ``folder/images/*`` and ``folder/labels/<stem>.png``; a clear error for a wrong layout."""
     images = list_images(require_dir(folder / "images", LAYOUT))
     label_dir = require_dir(folder / "labels", LAYOUT)
     return pair_with_labels(images, {img: label_dir / f"{img.stem}.png" for img in images})
@@ -71,13 +72,13 @@ def load_folder(
     require_dir(root, LAYOUT)
     fraction_of = dict(zip(SPLITS, split_fractions))
     if (root / "train").is_dir():
-        pairs = {split: _pairs_in(root / split) for split in SPLITS if (root / split).is_dir()}
+        pairs = {split: image_label_pairs(root / split) for split in SPLITS if (root / split).is_dir()}
         missing = {split: fraction_of[split] for split in SPLITS if split not in pairs}
         pairs["train"], carved = _carve(pairs["train"], missing, seed, root / "train")
         pairs.update(carved)
         carved_by_seed = set(missing)
     else:
-        everything = _pairs_in(root)
+        everything = image_label_pairs(root)
         pairs = {}
         pairs["train"], carved = _carve(everything, {"val": fraction_of["val"], "test": fraction_of["test"]}, seed, root)
         pairs.update(carved)
