@@ -12,7 +12,8 @@ from agents.baselines import (
 )
 from agents.batch_dqn import BatchDQN, RegionQNetwork, RegionQPolicy
 from agents.extractors import RegionSetExtractor
-from agents.loading import ALGORITHMS, MaskedPredictor, detect_algorithm, feature_layout, make_agent
+from agents.loading import ALGORITHMS, PRIVILEGED_POLICIES, MaskedPredictor, detect_algorithm, feature_layout, make_agent
+from agents.oracle import LookaheadOracle
 from agents.wrappers import SinglePoolWrapper
 
 __all__ = [
@@ -23,8 +24,10 @@ __all__ = [
     "ClassBalanceBaseline",
     "ConfidenceBaseline",
     "EntropyBaseline",
+    "LookaheadOracle",
     "MarginBaseline",
     "MaskedPredictor",
+    "PRIVILEGED_POLICIES",
     "RandomBaseline",
     "RegionQNetwork",
     "RegionQPolicy",

@@ -15,6 +15,11 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.baselines import BASELINES, RegionScoreBaseline
 from agents.batch_dqn import BatchDQN
+from agents.oracle import LookaheadOracle
+
+# policies that read the true labels (upper bounds for benchmarks): make_agent builds them only on an env
+# with labels, and segal-request never offers them
+PRIVILEGED_POLICIES: dict[str, type[LookaheadOracle]] = {"oracle": LookaheadOracle}
 
 if TYPE_CHECKING:
     from segal_env.layout import FeatureLayout
@@ -98,11 +103,12 @@ def saved_model_path(name_or_path: str | Path) -> Path | None:
 
 def make_agent(
     name_or_path: str | Path, env: gym.Env | VecEnv, seed: int = 0, device: str = "auto"
-) -> RegionScoreBaseline | BaseAlgorithm | MaskedPredictor:
+) -> RegionScoreBaseline | BaseAlgorithm | MaskedPredictor | LookaheadOracle:
     """A labelling policy with ``predict(obs, state=None, episode_start=None, deterministic=False)``.
 
-    :param name_or_path: a baseline name (``agents.BASELINES``) or the path of a model saved by
-        BatchDQN, PPO, A2C, DQN or MaskablePPO (".zip" may be left out)
+    :param name_or_path: a baseline name (``agents.BASELINES``), "oracle" (the look-ahead upper bound, which
+        reads the true labels: SegAL envs only) or the path of a model saved by BatchDQN, PPO, A2C, DQN or
+        MaskablePPO (".zip" may be left out)
     :param env: the env the agent will act in (a Gymnasium env or a VecEnv): baselines read its
         ``feature_layout``, models are loaded against its spaces
     :param seed: seed of the baselines' own generator (only "random" draws from it); loaded models
@@ -111,10 +117,15 @@ def make_agent(
     """
     if str(name_or_path) in BASELINES:
         return BASELINES[str(name_or_path)](feature_layout(env), seed=seed)
+    if str(name_or_path) in PRIVILEGED_POLICIES:
+        if isinstance(env, VecEnv):
+            raise ValueError(f"{name_or_path!r} steps one env's look-ahead: give it the env itself, not a VecEnv")
+        return PRIVILEGED_POLICIES[str(name_or_path)](env, seed=seed)
     path = saved_model_path(name_or_path)
     if path is None:
         raise ValueError(
-            f"unknown agent {str(name_or_path)!r}: not a baseline name ({', '.join(BASELINES)}) "
+            f"unknown agent {str(name_or_path)!r}: not a baseline name ({', '.join(BASELINES)}), not "
+            f"{' or '.join(repr(p) for p in PRIVILEGED_POLICIES)} "
             "and not the path of a saved model"
         )
     model = _load_model(path, env, device)

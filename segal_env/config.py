@@ -24,10 +24,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .data import DATASET_NAMES
-from .finetuning import FINETUNE_SCHEDULES
+from .finetuning import FINAL_SEEDS, FINAL_STARTS, FINETUNE_SCHEDULES
 from .layout import FeatureLayout
 from .models import model_factory, model_name
 from .presets import preset_value
+from .rewards import REWARDS
 from .trainer import LOSS_WEIGHTINGS
 
 DEFAULT_EXTRAS = ("entropy", "margin", "confidence", "bald")
@@ -35,12 +36,6 @@ MODES = {"train": "pool D_T, for training agents", "test": "pool D_V, for benchm
 START_SETS = ("d_s", "d_t", "none")
 OPTIMIZERS = ("sgd", "adam")
 RENDER_MODES = ("rgb_array",)
-REWARDS = {
-    "gain": "reward_scale x the D_R mIoU gain of the step (the paper)",
-    "gain_over_random": "the step's gain minus the gain of random picks from the same pools, fine-tuned from the same "
-    "network with the same random numbers (common random numbers: training noise shared by both cancels; twice the "
-    "fine-tuning cost)",
-}
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 
@@ -173,6 +168,10 @@ class EnvConfig:
     eval_budgets: list[int] | None = None
     final_training: bool = False
     final_steps: int | None = None
+    final_start: str | None = None
+    final_average: float | None = None
+    final_repeats: int | None = None
+    final_seed: str | None = None
     cache_dir: str | None = None
     device: str = "auto"
     render_mode: str | None = None
@@ -191,7 +190,8 @@ class EnvConfig:
 ENV_KEYWORDS = tuple(field.name for field in dataclasses.fields(EnvConfig))
 # filled from presets.py when left at None; the sizes are then multiplied by ``scale``
 _FROM_PRESETS = ("model", "finetune", "finetune_epochs", "optimizer", "lr", "batch_size", "freeze_bn", "loss_weighting",
-                 "lr_decay", "start_set", "pretrain_steps", "pretrain_lr", "final_steps", "num_pools", "pool_size", "budget")
+                 "lr_decay", "start_set", "pretrain_steps", "pretrain_lr", "final_steps", "final_start",
+                 "final_average", "final_repeats", "final_seed", "num_pools", "pool_size", "budget")
 _SCALED_PRESETS = ("region_size", "crop_size")
 
 
@@ -243,9 +243,10 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
         filled[key] = None if value is None else tuple(int(v) for v in value)
     if filled["region_size"] is None:
         raise ValueError(f"dataset '{given.dataset}' has no default region size: pass region_size=(height, width)")
-    for key in ("finetune_epochs", "batch_size", "pretrain_steps", "final_steps", "num_pools", "pool_size", "budget"):
+    for key in ("finetune_epochs", "batch_size", "pretrain_steps", "final_steps", "final_repeats", "num_pools",
+                "pool_size", "budget"):
         filled[key] = int(filled[key])
-    for key in ("lr", "pretrain_lr"):
+    for key in ("lr", "pretrain_lr", "final_average"):
         filled[key] = float(filled[key])
     filled["extra_features"] = tuple(given.extra_features)
     filled["eval_budgets"] = sorted({int(b) for b in given.eval_budgets or []})
@@ -253,9 +254,18 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
 
     _choice("finetune", config.finetune, FINETUNE_SCHEDULES)
     _choice("reward", config.reward, REWARDS)
+    needs = REWARDS[config.reward].needs_feature
+    if needs and needs not in config.extra_features:
+        raise ValueError(f"reward={config.reward!r} reads the '{needs}' feature: add it to extra_features")
     _choice("optimizer", config.optimizer, OPTIMIZERS)
     _choice("loss_weighting", config.loss_weighting, LOSS_WEIGHTINGS)
     _choice("start_set", config.start_set, START_SETS)
+    _choice("final_start", config.final_start, FINAL_STARTS)
+    _choice("final_seed", config.final_seed, FINAL_SEEDS)
+    if not 0.0 <= config.final_average < 1.0:
+        raise ValueError(f"final_average must be in [0, 1) (the fraction of the final training's steps whose weights are averaged), got {config.final_average}")
+    if config.final_repeats < 1:
+        raise ValueError(f"final_repeats must be >= 1 (final trainings averaged per test evaluation), got {config.final_repeats}")
     model_factory(config.model)  # an unknown name or an import path that does not import raises here, naming the fix
     if config.render_mode is not None:
         _choice("render_mode", config.render_mode, RENDER_MODES)

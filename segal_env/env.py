@@ -10,10 +10,12 @@ the start network (start_network.py), pools and actions (pools.py), what the net
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -22,16 +24,25 @@ from gymnasium import spaces
 
 from .config import RENDER_MODES, EnvConfig, resolve_env_config
 from .data import ALRoles, cached_roles
-from .finetuning import LabeledData, final_training, finetune
+from .finetuning import FinalTraining, LabeledData, final_test_score, finetune
 from .layout import FeatureLayout
 from .models import BUILT_IN_MODELS, build_model, check_output_contract, model_name
 from .observation import Observer
-from .pools import action_mask, chosen_regions, random_picks, sample_pools
+from .pools import action_mask, chosen_regions, sample_pools
 from .regions import LabeledRegions, RegionGrid
 from .render import render_state
+from .rewards import REWARDS
 from .runtime import resolve_device, seeded_torch, tune_allocator
 from .start_network import load_or_pretrain
 from .trainer import OptimConfig, SegTrainer
+
+
+class StepDraws(NamedTuple):
+    """One step's random numbers: the fine-tuning seed, the regions labeled before it, the replay draw."""
+
+    seed: int
+    earlier: torch.Tensor
+    replay: np.ndarray | None
 
 
 class SegALEnv(gym.Env):
@@ -199,53 +210,51 @@ class SegALEnv(gym.Env):
         c = self.config
         t_start = time.perf_counter()
         chosen = chosen_regions(self.pools, action).to(self.device)
-        earlier = self.labeled.labeled_ids()
-        step_seed = int(self.np_random.integers(2**31 - 1))
-        replay_pick = self.data.replay_pick(c.finetune, self.np_random, earlier.numel(), chosen.numel())
-
+        draws = self._draw_step()
         t0 = self._clock()
-        reference_miou = None
-        if c.reward == "gain_over_random":  # the same step with random picks, from the same network and seed
-            before = self.trainer.snapshot()
-            reference = random_picks(self.pools, step_seed).to(self.device)
-            self._label_and_finetune(reference, earlier, replay_pick, step_seed)
-            reference_miou = self.trainer.evaluate(self._reward_images, self._reward_labels).miou
-            self.labeled.unmark(reference)
-            self.trainer.load_state_dict(before)
+        extra: dict[str, Any] = {}
+        reference = REWARDS[c.reward].reference
+        if reference is not None:  # the same step with the reference's picks, from the same network and draws
+            picks = reference(self.pools, self._obs["candidates"], self.layout, draws.seed).to(self.device)
+            extra["reference_gain"] = self._try(picks, draws) - self._miou
         t1 = self._clock()
-        self._label_and_finetune(chosen, earlier, replay_pick, step_seed)
+        self._label_and_finetune(chosen, draws)
         self.last_chosen = chosen.cpu()
         t2 = self._clock()
         result = self.trainer.evaluate(self._reward_images, self._reward_labels)
-        gain = result.miou - self._miou
-        extra: dict[str, Any] = {}
-        if reference_miou is not None:
-            extra["reference_gain"] = reference_miou - self._miou
-            gain -= extra["reference_gain"]
-        reward = c.reward_scale * gain
+        reward = c.reward_scale * (result.miou - self._miou - extra.get("reference_gain", 0.0))
         self._miou, self._per_class_iou = result.miou, result.per_class_iou
         t3 = self._clock()
         terminated = self.labeled.count >= c.budget
         self.pools = self._sample_pools()
-        with seeded_torch(step_seed + 1, self.device):
+        with seeded_torch(draws.seed + 1, self.device):
             obs = self._observe()
         t4 = self._clock()
         if c.mode == "test" and (self.labeled.count in c.eval_budgets or terminated):
-            extra.update(self._test_evaluation(step_seed + 2))
+            extra.update(self._test_evaluation(draws.seed + 2))
         t5 = self._clock()
         total = time.perf_counter() - t_start
-        self.last_timing = {
-            "reference": t1 - t0,
-            "finetune": t2 - t1,
-            "reward": t3 - t2,
-            "features": t4 - t3,
-            "test_eval": t5 - t4,
-            "other": total - (t5 - t0),
-            "total": total,
-        }
+        self.last_timing = {"reference": t1 - t0, "finetune": t2 - t1, "reward": t3 - t2, "features": t4 - t3,
+                            "test_eval": t5 - t4, "other": total - (t5 - t0), "total": total}
         if c.timing_in_info:
             extra["timing"] = self.last_timing
         return obs, float(reward), bool(terminated), False, self._info(extra)
+
+    def lookahead(self, actions: Sequence[np.ndarray]) -> list[float]:
+        """PRIVILEGED, reads the true labels: the D_R mIoU each action would reach if it were the next step.
+
+        Every action is fine-tuned from the current network with the next step's own seed and replay draws
+        (common random numbers), then undone: the env's state and generator are unchanged, and stepping the
+        best action afterwards reproduces its look-ahead value exactly (on CPU). Used by the oracle policy
+        (agents.oracle), which bounds what any selector could gain; never by a policy that could meet
+        unlabelled data.
+        """
+        if not self._ready:
+            raise RuntimeError("call reset() before lookahead()")
+        state = copy.deepcopy(self.np_random.bit_generator.state)
+        draws = self._draw_step()
+        self.np_random.bit_generator.state = state
+        return [self._try(chosen_regions(self.pools, action).to(self.device), draws) for action in actions]
 
     def action_masks(self) -> np.ndarray:
         """Flat bool [K * N] of valid candidates (sb3-contrib MaskablePPO convention)."""
@@ -272,24 +281,49 @@ class SegALEnv(gym.Env):
         return sample_pools(~self.labeled.labeled, self.config.num_pools, self.config.pool_size, self.np_random)
 
     def _observe(self, state_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return self.observer.observe(self.trainer, self.pools, self.labeled.labeled_ids(), state_rows)
+        self._obs = self.observer.observe(self.trainer, self.pools, self.labeled.labeled_ids(), state_rows)
+        return self._obs
 
-    def _label_and_finetune(self, chosen: torch.Tensor, earlier: torch.Tensor, replay_pick: np.ndarray | None, seed: int) -> None:
-        """Label ``chosen`` and fine-tune on this step's samples with the step's seed."""
+    def _draw_step(self) -> StepDraws:
+        """The step's random numbers, all from ``np_random``: its seed and the replay schedule's draw."""
+        earlier = self.labeled.labeled_ids()
+        seed = int(self.np_random.integers(2**31 - 1))
+        replay = self.data.replay_pick(self.config.finetune, self.np_random, earlier.numel(), self.config.num_pools)
+        return StepDraws(seed, earlier, replay)
+
+    def _label_and_finetune(self, chosen: torch.Tensor, draws: StepDraws) -> None:
+        """Label ``chosen`` and fine-tune on this step's samples with the step's draws."""
         c = self.config
         self.labeled.mark(chosen)
-        samples = self.data.step_samples(c.finetune, chosen, earlier, replay_pick)
-        finetune(self.trainer, samples, c.finetune_epochs, c.crop_size, c.lr_decay, seed)
+        samples = self.data.step_samples(c.finetune, chosen, draws.earlier, draws.replay)
+        finetune(self.trainer, samples, c.finetune_epochs, c.crop_size, c.lr_decay, draws.seed)
+
+    def _try(self, chosen: torch.Tensor, draws: StepDraws) -> float:
+        """D_R mIoU after labelling and fine-tuning ``chosen`` with ``draws``; the labels and network are restored."""
+        before = self.trainer.snapshot()
+        self._label_and_finetune(chosen, draws)
+        miou = self.trainer.evaluate(self._reward_images, self._reward_labels).miou
+        self.labeled.unmark(chosen)
+        self.trainer.load_state_dict(before)
+        return miou
+
+    def final_spec(self) -> FinalTraining:
+        """How this env's test mode scores a labeled set (the ``final_*`` settings)."""
+        c = self.config
+        return FinalTraining(c.final_steps, c.final_start, c.final_average, c.final_repeats, c.final_seed)
 
     def _test_evaluation(self, seed: int) -> dict:
         """Test-split mIoU now; with final_training, after training the network further first (finetuning.final_training)."""
         test, c = self.roles.test, self.config
         if not c.final_training:
             result = self.trainer.evaluate(test.images, test.labels)
-        else:
-            with final_training(self.trainer, self.data.everything(), self._optim(), c.final_steps, c.crop_size, seed) as trained:
-                result = trained.evaluate(test.images, test.labels)
-        return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
+            return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
+        spec = self.final_spec()
+        miou, per_class = final_test_score(
+            self.trainer, self.data.everything(), test.images, test.labels, self._optim(), spec, c.crop_size,
+            spec.seeds(seed, c.checkpoint_seed), self._start_state,
+        )
+        return {"test_miou": miou, "test_per_class_iou": per_class}
 
     def _info(self, extra: dict) -> dict:
         labeled_hist = self.observer.pool_class_histograms[self.labeled.labeled_ids()].sum(0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -116,26 +117,106 @@ def finetune(trainer: SegTrainer, samples: Samples, epochs: int, crop_size: tupl
             trainer.train_epoch(*samples, crop_size, generator, schedule)
 
 
+FINAL_STARTS = {
+    "current": "continue from the network as fine-tuned during the episode (the paper)",
+    "start": "start from the start network, so the score depends on the labels, not on the episode's path",
+}
+FINAL_SEEDS = {
+    "episode": "seeds drawn from the episode's generator: a different draw per episode",
+    "fixed": "the same seeds for every episode and policy (common random numbers): the score is a function of "
+    "the labeled set",
+}
+
+
+@dataclass(frozen=True)
+class FinalTraining:
+    """How test mode scores a labeled set (EnvConfig's ``final_*`` keys): ``repeats`` trainings of ``steps``
+    steps from ``start``, each evaluating its weights averaged over the last ``average`` of the steps; the
+    score is the mean over the repeats (docs/noise_floor.md measures each lever)."""
+
+    steps: int
+    start: str = "current"
+    average: float = 0.0
+    repeats: int = 1
+    seed: str = "episode"
+
+    def seeds(self, episode_seed: int, fixed_seed: int) -> list[int]:
+        base = fixed_seed if self.seed == "fixed" else episode_seed
+        return [base + 7919 * r for r in range(self.repeats)]
+
+
+def final_test_score(
+    trainer: SegTrainer,
+    samples: Samples,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    optim: OptimConfig,
+    spec: FinalTraining,
+    crop_size: tuple[int, int],
+    seeds: list[int],
+    start_state: dict,
+) -> tuple[float, list[float]]:
+    """Test mIoU and per-class IoU of ``samples`` under ``spec``: the mean over one final training per seed."""
+    mious, per_class = [], []
+    for seed in seeds:
+        initial = start_state if spec.start == "start" else None
+        with final_training(trainer, samples, optim, spec.steps, crop_size, seed, initial, spec.average) as trained:
+            result = trained.evaluate(test_images, test_labels)
+        mious.append(result.miou)
+        per_class.append(result.per_class_iou)
+    return float(np.mean(mious)), np.mean(per_class, axis=0).tolist()
+
+
 @contextlib.contextmanager
 def final_training(
-    trainer: SegTrainer, samples: Samples, optim: OptimConfig, steps: int, crop_size: tuple[int, int], seed: int
+    trainer: SegTrainer,
+    samples: Samples,
+    optim: OptimConfig,
+    steps: int,
+    crop_size: tuple[int, int],
+    seed: int,
+    start_state: dict | None = None,
+    average: float = 0.0,
 ) -> Iterator[SegTrainer]:
     """Train the network further on ``samples`` for a test evaluation inside the block; restore it afterwards.
 
-    It continues from the current network, as the paper's does, with the fine-tuning optimizer (fresh
-    state, warm-up and cosine decay over ``steps``, final weights) and BatchNorm training, then
-    recalibrates BatchNorm on the set. A fixed length instead of early stopping on D_R keeps it
-    reproducible; re-heating to the pre-training lr instead lost 2-4 test points against the start
-    network (docs/al_dynamics.md).
+    It continues from the current network, as the paper's does (or from ``start_state``, e.g. the start
+    network, so that the result depends on the labels and not on the episode's path), with the
+    fine-tuning optimizer (fresh state, warm-up and cosine decay over ``steps``), BatchNorm training, then
+    recalibrates BatchNorm on the set. The weights evaluated are the final ones, or with ``average`` > 0
+    the mean of the weights after each of the last ``average`` x ``steps`` steps (stochastic weight
+    averaging: the mean of nearby minima moves less with the seed than any one of them). A fixed length
+    instead of early stopping on D_R keeps it reproducible; re-heating to the pre-training lr instead lost
+    2-4 test points against the start network (docs/al_dynamics.md).
     """
     snapshot, optimizer, freeze_bn = trainer.snapshot(), trainer.optimizer, trainer.freeze_bn
+    if start_state is not None:
+        trainer.model.load_state_dict(start_state["model"])
     trainer.optimizer = optim.build(trainer.model.parameters())
     trainer.freeze_bn = False  # as in pre-training
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    first_averaged = steps - max(1, int(round(average * steps))) if average > 0 else steps
+    averaged: list[torch.Tensor] = []
+
+    def accumulate(step: int) -> None:
+        if step < first_averaged:
+            return
+        if not averaged:
+            averaged.extend(p.detach().clone() for p in params)
+            return
+        weight = 1.0 / (step - first_averaged + 1)
+        for mean, p in zip(averaged, params):
+            mean.lerp_(p.detach(), weight)
+
     try:
         with seeded_torch(seed, trainer.device):
             generator = torch.Generator().manual_seed(seed)
             schedule = warmup_cosine(trainer.optimizer, steps)
-            trainer.train_steps(*samples, crop_size, generator, steps, schedule)
+            trainer.train_steps(*samples, crop_size, generator, steps, schedule, accumulate if average > 0 else None)
+            if averaged:
+                with torch.no_grad():
+                    for p, mean in zip(params, averaged):
+                        p.copy_(mean)
             trainer.recalibrate_batchnorm(samples[0])
         yield trainer
     finally:

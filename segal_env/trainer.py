@@ -13,6 +13,7 @@ import copy
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -269,18 +270,21 @@ class SegTrainer:
         generator: torch.Generator,
         steps: int,
         schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+        after_step: Callable[[int], None] | None = None,
     ) -> float:
         """``steps`` optimizer steps on batches that walk through random permutations of the samples.
 
         Training length in steps (not epochs) costs the same whatever the set size; ``schedule`` is
-        stepped after every optimizer step. Returns the mean loss.
+        stepped after every optimizer step, then ``after_step(step_index)`` is called. Returns the mean loss.
         """
         losses, order = [], torch.empty(0, dtype=torch.long)
-        for _ in range(steps):
+        for step in range(steps):
             if order.numel() < min(self.batch_size, sample_image.shape[0]):
                 order = torch.cat([order, torch.randperm(sample_image.shape[0], generator=generator)])
             pick, order = order[: self.batch_size], order[self.batch_size :]
             losses.append(self._train_picked(images, targets, sample_image, sample_box, pick, crop_size, generator, schedule))
+            if after_step is not None:
+                after_step(step)
         return sum(losses) / max(len(losses), 1)
 
     def train_epoch(

@@ -66,12 +66,26 @@ def mean_se(values: Iterable[float]) -> dict[str, float]:
 
 
 def paired_difference(a: Iterable[float], b: Iterable[float]) -> dict[str, float]:
-    """Mean and standard error of the per-seed difference a - b, both measured on the same seeds.
+    """Mean, sd and standard error of the per-seed difference a - b, both measured on the same seeds, and
+    the number of seeds that difference would need to stand 2 SE from zero.
 
     Pairing removes what the seeds share (the episode's pools, the network's start): the SE of the
     difference is what says whether one policy beats another, not the two sds side by side.
     """
-    return mean_se(np.asarray(list(a), dtype=float) - np.asarray(list(b), dtype=float))
+    diff = np.asarray(list(a), dtype=float) - np.asarray(list(b), dtype=float)
+    result = mean_se(diff)
+    result["sd"] = float(diff.std(ddof=1)) if diff.size > 1 else math.nan
+    result["n"] = int(diff.size)
+    result["seeds_for_2se"] = seeds_for_2se(result["mean"], result["sd"])
+    return result
+
+
+def seeds_for_2se(mean: float, sd: float) -> int | None:
+    """Seeds n with 2 sd / sqrt(n) <= |mean|: how many paired runs a difference this size needs to be
+    resolved at 2 SE (None when it is zero or the sd is unknown; at least 2)."""
+    if not (math.isfinite(mean) and math.isfinite(sd)) or mean == 0:
+        return None
+    return max(2, math.ceil((2.0 * sd / abs(mean)) ** 2))
 
 
 def regions_to_reach(budgets: list[float], values: list[float], target: float) -> tuple[float | None, str]:
@@ -92,6 +106,27 @@ def regions_to_reach(budgets: list[float], values: list[float], target: float) -
                 return float(b1), "at_budget"
             return float(b0 + (target - v0) / (v1 - v0) * (b1 - b0)), "interpolated"
     return None, "not_reached"
+
+
+def regions_interval(
+    budgets: list[float], per_seed: np.ndarray, target: float, level: float = 0.9, draws: int = 2000, seed: int = 0
+) -> tuple[float | None, float | None]:
+    """A bootstrap interval (``level``, percentile) for the regions a policy needs to reach ``target``.
+
+    ``per_seed`` [n_seeds, n_budgets] holds each seed's test mIoU; seeds are resampled with replacement,
+    the mean curve recomputed and ``regions_to_reach`` applied. A resample that never reaches the target
+    counts as infinitely many regions, so an upper bound of None means "not reached" within the budgets.
+    Why: one mean curve crosses the target once, but a different set of seeds would cross it elsewhere.
+    """
+    per_seed = np.asarray(per_seed, dtype=float)
+    if per_seed.ndim != 2 or per_seed.shape[0] < 2:
+        return None, None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, per_seed.shape[0], size=(draws, per_seed.shape[0]))
+    curves = per_seed[picks].mean(axis=1)
+    needed = np.array([regions_to_reach(budgets, list(c), target)[0] or math.inf for c in curves])
+    low, high = np.quantile(needed, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")  # inf stays inf
+    return (None if math.isinf(low) else float(low)), (None if math.isinf(high) else float(high))
 
 
 def saving_percent(reference_regions: float | None, regions: float | None) -> float | None:
@@ -147,7 +182,7 @@ def summarize(
         by_policy[record["policy"]].append(record)
         sources[record["policy"]] = record.get("policy_source", record["policy"])
 
-    curves, per_class, labeled = {}, {}, {}
+    curves, per_class, labeled, per_seed = {}, {}, {}, {}
     for policy in policies:
         runs = sorted(by_policy[policy], key=lambda r: r["seed"])
         curve = {"budgets": [], "seeds": [], "n_seeds": [], "test_miou_mean": [], "test_miou_std": [],
@@ -159,6 +194,7 @@ def summarize(
                 continue
             curve["budgets"].append(budget)
             curve["seeds"].append([int(s) for s, _ in entries])
+            per_seed.setdefault(policy, {})[budget] = {int(s): float(e["test_miou"]) for s, e in entries}
             curve["n_seeds"].append(len(entries))
             for key, out in (("test_miou", "test_miou"), ("reward_set_miou", "reward_set_miou")):
                 mean, std = mean_std(e[key] for _, e in entries)
@@ -177,7 +213,8 @@ def summarize(
             }
         curves[policy] = curve
 
-    headline = _headline(curves, policies, sources, baselines, target_miou, reference)
+    headline = _headline(curves, policies, sources, baselines, target_miou, reference, per_seed)
+    paired = _paired_with_reference(per_seed, policies, headline["reference"])
     rare = _rare_classes(labeled, policies, sources, class_budget, n_classes)
     rare_rows = []
     for policy in policies:
@@ -205,12 +242,29 @@ def summarize(
         "per_class_iou": {p: {str(b): v for b, v in d.items()} for p, d in per_class.items()},
         "labeled_pixels": {p: {str(b): v for b, v in d.items()} for p, d in labeled.items()},
         "headline": headline,
+        "paired": paired,
         "rare_classes": {**rare, "names": [class_names[c] for c in rare["classes"]], "rows": rare_rows},
         "wall_time_s": {p: mean_std(r["wall_time_s"] for r in by_policy[p]) for p in policies},
     }
 
 
-def _headline(curves, policies, sources, baselines, target_miou, reference) -> dict:
+def _paired_with_reference(per_seed: dict, policies: list[str], reference: str) -> dict:
+    """policy -> budget -> the paired difference policy - reference over their common seeds (mean, sd, SE,
+    seeds needed for 2 SE): the test that says whether a policy beats the reference at that budget."""
+    out: dict[str, dict[str, dict]] = {}
+    for policy in policies:
+        if policy == reference:
+            continue
+        out[policy] = {}
+        for budget, values in per_seed.get(policy, {}).items():
+            reference_values = per_seed.get(reference, {}).get(budget, {})
+            common = sorted(set(values) & set(reference_values))
+            if common:
+                out[policy][str(budget)] = paired_difference([values[s] for s in common], [reference_values[s] for s in common])
+    return out
+
+
+def _headline(curves, policies, sources, baselines, target_miou, reference, per_seed=None) -> dict:
     final = {p: c["test_miou_mean"][-1] for p, c in curves.items() if c["budgets"]}
     baseline_policies = [p for p in policies if sources[p] in baselines and p in final]
     if reference is not None:
@@ -232,7 +286,12 @@ def _headline(curves, policies, sources, baselines, target_miou, reference) -> d
     rows = []
     for policy in policies:
         regions, how = needed[policy]
+        budgets = curves[policy]["budgets"]
+        seeds = sorted(set.intersection(*(set(per_seed[policy][b]) for b in budgets))) if per_seed and budgets else []
+        matrix = np.array([[per_seed[policy][b][s] for b in budgets] for s in seeds]) if seeds else np.zeros((0, 0))
+        low, high = regions_interval(budgets, matrix, target)
         rows.append({
+            "regions_interval_90": [low, high],
             "policy": policy,
             "is_baseline": sources[policy] in baselines,
             "final_test_miou": final.get(policy),
@@ -283,10 +342,17 @@ def miou_markdown(summary: dict, key: str = "test_miou") -> str:
     return "\n".join(lines)
 
 
+def _interval(row: dict, max_budget: float) -> str:
+    low, high = row.get("regions_interval_90", [None, None])
+    if low is None:
+        return f"not reached (> {max_budget})" if "regions_interval_90" in row else "-"
+    return f"{low:.0f} .. " + (f"{high:.0f}" if high is not None else f"> {max_budget}")
+
+
 def headline_markdown(summary: dict) -> str:
     head = summary["headline"]
-    lines = ["| policy | final test mIoU (%) | labeled regions to reach target | saving vs reference |",
-             "|---|---:|---:|---:|"]
+    lines = ["| policy | final test mIoU (%) | labeled regions to reach target | 90% interval (bootstrap over seeds) | "
+             "saving vs reference |", "|---|---:|---:|---:|---:|"]
     for row in head["rows"]:
         if row["regions_to_target"] is None:
             regions = f"not reached (> {head['max_budget']})"
@@ -294,7 +360,26 @@ def headline_markdown(summary: dict) -> str:
             regions = f"{row['regions_to_target']:.0f}" + (" (≤, first budget)" if row["how"] == "first_budget" else "")
         saving = "-" if row["saving_percent"] is None else f"{row['saving_percent']:+.1f}%"
         name = row["policy"] + (" (reference)" if row["policy"] == head["reference"] else "")
-        lines.append(f"| {name} | {_pct(row['final_test_miou'])} | {regions} | {saving} |")
+        lines.append(f"| {name} | {_pct(row['final_test_miou'])} | {regions} | {_interval(row, head['max_budget'])} | {saving} |")
+    return "\n".join(lines)
+
+
+def paired_markdown(summary: dict) -> str:
+    """Per budget: policy - reference in test-mIoU points, mean (SE) over common seeds, and the seeds that
+    difference would need for 2 SE (a bold cell stands >= 2 SE from zero)."""
+    budgets = summary["budgets"]
+    lines = ["| policy - " + summary["headline"]["reference"] + " | " + " | ".join(str(b) for b in budgets) + " |",
+             "|---|" + "---:|" * len(budgets)]
+    for policy, by_budget in summary.get("paired", {}).items():
+        cells = []
+        for budget in budgets:
+            d = by_budget.get(str(budget))
+            if d is None or d["n"] < 2:
+                cells.append("-")
+                continue
+            text = f"{100 * d['mean']:+.2f} ({100 * d['se']:.2f}), n2SE={d['seeds_for_2se'] or '-'}"
+            cells.append(f"**{text}**" if abs(d["mean"]) >= 2 * d["se"] else text)
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -324,7 +409,8 @@ def _csv(rows: list[dict]) -> str:
 
 def csv_tables(summary: dict) -> dict[str, str]:
     """File name -> CSV text: results.csv (long: policy, budget, mean/std), per_class_iou.csv,
-    labeled_pixels.csv, headline.csv."""
+    labeled_pixels.csv, headline.csv (with the bootstrap interval of the regions needed), paired.csv (each
+    policy - reference per budget)."""
     results, per_class, pixels = [], [], []
     for policy in summary["policies"]:
         curve = summary["curves"][policy]
@@ -347,9 +433,17 @@ def csv_tables(summary: dict) -> dict[str, str]:
         "policy": row["policy"], "final_test_miou": row["final_test_miou"], "target_miou": head["target_miou"],
         "reference": head["reference"], "regions_to_target": "" if row["regions_to_target"] is None else row["regions_to_target"],
         "how": row["how"], "saving_percent": "" if row["saving_percent"] is None else row["saving_percent"],
+        "regions_90_low": _blank(row.get("regions_interval_90", [None, None])[0]),
+        "regions_90_high": _blank(row.get("regions_interval_90", [None, None])[1]),
     } for row in head["rows"]]
+    paired = [{"policy": policy, "reference": head["reference"], "budget": int(budget), **d}
+              for policy, by_budget in summary.get("paired", {}).items() for budget, d in by_budget.items()]
     return {"results.csv": _csv(results), "per_class_iou.csv": _csv(per_class),
-            "labeled_pixels.csv": _csv(pixels), "headline.csv": _csv(headline)}
+            "labeled_pixels.csv": _csv(pixels), "headline.csv": _csv(headline), "paired.csv": _csv(paired)}
+
+
+def _blank(value: float | None) -> float | str:
+    return "" if value is None else value
 
 
 def report_markdown(summary: dict, plots: dict[str, str] | None = None, notes: list[str] | None = None) -> str:
@@ -363,7 +457,7 @@ def report_markdown(summary: dict, plots: dict[str, str] | None = None, notes: l
         "",
         f"- env: `{summary['env_id']}` kwargs `{kwargs}`",
         f"- policies: {', '.join(summary['policies'])}; seeds: {seeds}; budgets (labeled regions): {summary['budgets']}",
-        f"- test mIoU {'after training to convergence on the acquired regions' if summary['final_training'] else 'of the network as fine-tuned during the episode'}",
+        f"- test mIoU {'after the final training on the start set and the acquired regions (fixed length)' if summary['final_training'] else 'of the network as fine-tuned during the episode'}",
         *[f"- note: {n}" for n in notes or []],
         "",
         "## Test mIoU (%) per budget, mean ± std over seeds",
@@ -376,6 +470,12 @@ def report_markdown(summary: dict, plots: dict[str, str] | None = None, notes: l
         "Linear interpolation between budgets on the seed-mean curves.",
         "",
         headline_markdown(summary),
+        "",
+        f"## Paired differences with {summary['headline']['reference']} (test-mIoU points, mean (SE) over common seeds)",
+        "",
+        "n2SE: the seeds the observed difference would need to stand 2 SE from zero; bold: it already does.",
+        "",
+        paired_markdown(summary),
         "",
         f"## Per class at {summary['class_budget']} labeled regions: test IoU (%) / share of labeled pixels",
         "",

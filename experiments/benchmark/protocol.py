@@ -131,20 +131,21 @@ def parse_policies(items: list[str]) -> dict[str, str]:
     """label -> source. A baseline name is its own label; a model path is labelled by its file stem
     (or explicitly, ``label=path``). Unknown names and missing files are a UsageError."""
     from agents.baselines import BASELINES
-    from agents.loading import saved_model_path
+    from agents.loading import PRIVILEGED_POLICIES, saved_model_path
 
     policies: dict[str, str] = {}
     for item in items:
         label, sep, source = item.partition("=")
         if not sep:
             label, source = "", item
-        if source in BASELINES:
+        if source in BASELINES or source in PRIVILEGED_POLICIES:
             label = label or source
         else:
             path = saved_model_path(source)
             if path is None:
                 raise UsageError(
-                    f"unknown policy {item!r}: not a baseline name ({', '.join(BASELINES)}) "
+                    f"unknown policy {item!r}: not a baseline name ({', '.join(BASELINES)}), not the "
+                    f"label-reading upper bound {', '.join(PRIVILEGED_POLICIES)}, "
                     "and not the path of a saved model (.zip)"
                 )
             source = str(path.resolve())
@@ -221,8 +222,10 @@ def resolve_config(args: argparse.Namespace) -> Config:
 def make_specs(config: Config) -> list[RunSpec]:
     """Seed-major order: the first seed of every policy finishes first (early comparable results)."""
     from agents.baselines import BASELINES
+    from agents.loading import PRIVILEGED_POLICIES
 
-    hashes = {label: None if source in BASELINES else file_sha256(source) for label, source in config.policies.items()}
+    hashes = {label: None if source in BASELINES or source in PRIVILEGED_POLICIES else file_sha256(source)
+              for label, source in config.policies.items()}
     return [
         RunSpec(env_id=config.env_id, env_kwargs=config.env_kwargs, policy=label, policy_source=source, seed=seed,
                 budgets=config.budgets, final_training=config.final_training, device=config.device,

@@ -1,0 +1,129 @@
+"""The look-ahead oracle and quiet test-mode scoring: what reads labels stays where labels are, the look-ahead
+changes nothing, and a labeled set's score does not depend on the luck of the run."""
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import segal_env  # noqa: F401
+from agents import LookaheadOracle, make_agent
+from experiments.episodes import play_episode
+from segal_env import RequestEnv
+from segal_env.data import load_splits
+from segal_env.models import build_model
+from segal_env.trainer import SegTrainer
+
+
+@pytest.fixture
+def tiny(tiny_kwargs, one_torch_thread):
+    return {**tiny_kwargs, "device": "cpu"}
+
+
+def make(tiny, **overrides) -> gym.Env:
+    return gym.make("SegAL-Synthetic-v0", **{**tiny, **overrides})
+
+
+def test_the_oracle_never_runs_without_labels(tiny):
+    data = load_splits("synthetic", seed=3, n_train=6, n_val=1, n_test=1)["train"]
+    torch.manual_seed(0)
+    trainer = SegTrainer(build_model("unet_tiny", data.num_classes), data.num_classes, 255, "cpu")
+    request_env = RequestEnv(trainer, data.images[2:], data.images[:2], (16, 16), budget=8, num_pools=4, pool_size=3,
+                             mc_samples=2)
+    with pytest.raises(ValueError, match="reads the true labels"):
+        make_agent("oracle", request_env)
+    with pytest.raises(ValueError, match="not a VecEnv"):
+        make_agent("oracle", DummyVecEnv([lambda: make(tiny)]))
+
+
+def test_lookahead_leaves_the_episode_unchanged(tiny):
+    """Looking ahead before every step must not change a single reward of the episode that follows."""
+    env = make(tiny)
+    entropy = make_agent("entropy", env)
+    plain = play_episode(entropy, env, seed=4)
+    oracle = LookaheadOracle(env, random_sets=2)
+
+    obs, _ = env.reset(seed=4)
+    rewards, done = [], False
+    while not done:
+        actions, _ = oracle.candidates(obs)
+        env.unwrapped.lookahead(actions)  # thrown away
+        obs, reward, done, _, _ = env.step(entropy.predict(obs)[0])
+        rewards.append(reward)
+    assert rewards == plain.rewards
+
+
+def test_the_oracle_gets_the_best_look_ahead_value_as_its_reward(tiny):
+    env = make(tiny)
+    oracle = make_agent("oracle", env, seed=1)
+    values, mious = [], []
+    episode = play_episode(oracle, env, seed=2, on_step=lambda obs, a, r, info: (values.append(max(oracle.last_values)),
+                                                                                    mious.append(info["miou"])))
+    assert values == mious  # stepping the chosen set reproduces its look-ahead exactly
+    assert len(oracle.last_sources) == len(oracle.last_values) >= 2
+    again = play_episode(make_agent("oracle", env, seed=1), env, seed=2)
+    assert again.rewards == episode.rewards
+
+
+def test_fixed_seed_scoring_gives_identical_numbers_twice_and_ignores_the_episode(tiny):
+    """With final_seed="fixed" and final_start="start", a test score is a function of the labeled set."""
+    env = make(tiny, mode="test", final_training=True, final_start="start", final_seed="fixed", final_average=0.5,
+               final_repeats=2, final_steps=4)
+    env.reset(seed=0)
+    u = env.unwrapped
+    u.labeled.mark(u.pools[:, 0].clone())
+    first = u._test_evaluation(seed=1)
+    second = u._test_evaluation(seed=999)  # another episode's draw: ignored
+    assert first == second
+    u.trainer.model.apply(lambda m: m.reset_parameters() if isinstance(m, torch.nn.Conv2d) else None)
+    assert u._test_evaluation(seed=5) == first  # starts from the start network, not from wherever the episode went
+    # the episode's seed does matter with final_seed="episode"
+    episodic = make(tiny, mode="test", final_training=True, final_steps=4)
+    episodic.reset(seed=0)
+    e = episodic.unwrapped
+    e.labeled.mark(e.pools[:, 0].clone())
+    assert e._test_evaluation(seed=1) == e._test_evaluation(seed=1)
+
+
+def test_stochastic_weight_averaging_changes_the_evaluated_weights(tiny):
+    env = make(tiny, mode="test", final_training=True, final_steps=6)
+    env.reset(seed=0)
+    u = env.unwrapped
+    u.labeled.mark(u.pools[:, 0].clone())
+    plain = u._test_evaluation(seed=3)
+    u.config = dataclasses.replace(u.config, final_average=0.5)
+    averaged = u._test_evaluation(seed=3)
+    assert plain["test_miou"] != averaged["test_miou"]
+
+
+def test_gain_over_margin_is_zero_for_the_margin_rule(tiny):
+    env = make(tiny, reward="gain_over_margin")
+    episode = play_episode(make_agent("margin", env), env, seed=0)
+    assert episode.rewards == [0.0] * len(episode.rewards)
+    assert all("reference_gain" in info for info in episode.infos)
+    with pytest.raises(ValueError, match="extra_features"):
+        make(tiny, reward="gain_over_margin", extra_features=["entropy"])
+
+
+@pytest.mark.parametrize("key,value,match", [("final_average", 1.0, r"\[0, 1\)"), ("final_repeats", 0, ">= 1"),
+                                             ("final_start", "best", "final_start"), ("final_seed", "x", "final_seed")])
+def test_bad_final_training_settings_name_the_key(tiny, key, value, match):
+    with pytest.raises(ValueError, match=match):
+        make(tiny, **{key: value})
+
+
+def test_oracle_is_a_benchmark_policy_but_not_a_baseline():
+    from experiments.benchmark.aggregate import regions_interval, seeds_for_2se
+    from experiments.benchmark.protocol import parse_policies
+
+    assert parse_policies(["oracle", "margin"]) == {"oracle": "oracle", "margin": "margin"}
+    assert seeds_for_2se(0.5, 1.0) == 16 and seeds_for_2se(0.0, 1.0) is None
+    budgets = [10, 20, 30]
+    per_seed = np.array([[0.30, 0.40, 0.50], [0.32, 0.42, 0.52], [0.28, 0.38, 0.48]])
+    low, high = regions_interval(budgets, per_seed, 0.40)
+    assert 10 <= low <= 20 <= high <= 30
+    assert regions_interval(budgets, per_seed, 0.60) == (None, None)
