@@ -111,7 +111,7 @@ def test_annotations_come_back_into_the_labelled_set(folders, tmp_path, one_torc
             (labeled / sub / path.name).write_bytes(path.read_bytes())
     run_request(folders, tmp_path / "requests", labeled=labeled)
     requests = json.loads((tmp_path / "requests" / "requests.json").read_text())
-    merged = merge_annotations(tmp_path / "requests" / "requests.json", folders / "truth", labeled)
+    merged = merge_annotations(tmp_path / "requests" / "requests.json", folders / "truth", labeled)["merged"]
     for image in requests["images"]:
         stem = Path(image["file"]).stem
         label = np.asarray(Image.open(labeled / "labels" / f"{stem}.png"))
