@@ -151,3 +151,46 @@ def test_tasks_point_where_label_studio_serves_the_images(tmp_path):
         assert prediction["score"] == max(r["score"] for r in image["regions"])  # Label Studio sorts tasks by it
         assert [r["score"] for r in prediction["result"]] == [r["score"] for r in image["regions"]]
         assert task["data"]["segal_file"] == image["file"] and task["data"]["image"] == urls[image["file"]]
+
+
+def test_the_label_studio_command_creates_project_storage_and_tasks(tmp_path, capsys):
+    """Against a stand-in server: the calls and bodies benchmarks/label_studio_loop.py made on Label Studio 1.23.2."""
+    import http.server
+    import threading
+
+    calls = []
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server hook
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append((self.path, self.headers["Authorization"], body))
+            answer = {"/api/projects": {"id": 7}, "/api/projects/7/import": {"task_count": len(body)}}.get(self.path, {})
+            payload = json.dumps(answer).encode()
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "round1"
+    (out / "label_studio").mkdir(parents=True)
+    requests = json.loads((RECORDED / "requests.json").read_text())
+    requests["settings"]["images"] = str(tmp_path / "photos")
+    (out / "requests.json").write_text(json.dumps(requests))
+    (out / "label_studio" / "label_config.xml").write_text("<View/>")
+    (out / "label_studio" / "tasks.json").write_text(json.dumps([{"data": {"image": "a"}}, {"data": {"image": "b"}}]))
+    try:
+        from experiments.requests.label_studio import setup_main
+
+        assert setup_main([str(out), "--url", f"http://127.0.0.1:{server.server_port}", "--token", "abc"]) == 0
+    finally:
+        server.shutdown()
+    assert [(path, auth) for path, auth, _ in calls] == [
+        ("/api/projects", "Token abc"), ("/api/storages/localfiles", "Token abc"), ("/api/projects/7/import", "Token abc")]
+    assert calls[0][2]["label_config"] == "<View/>"
+    assert calls[1][2] == {"project": 7, "path": str(tmp_path / "photos"), "title": "segal images", "use_blob_urls": False}
+    assert len(calls[2][2]) == 2 and "project 7 with 2 tasks" in capsys.readouterr().out
