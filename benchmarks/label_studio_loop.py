@@ -21,7 +21,6 @@ and runs a second round with the round-1 network (no region requested twice; its
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import sys
@@ -35,9 +34,9 @@ from PIL import Image
 
 import segal_env  # noqa: F401
 from experiments.requests import main as request_main
-from experiments.requests.label_studio import (
-    BRUSH_CONTROL, IMAGE_OBJECT, LabelStudio, mask_to_rle, setup_project,
-)
+from experiments.requests.api import LabelStudio, setup_project
+from experiments.requests.brush import mask_to_rle
+from experiments.requests.label_studio import BRUSH_CONTROL, IMAGE_OBJECT
 from experiments.requests.merge import merge_annotations
 from segal_env.data import load_splits
 from segal_env.data.synthetic import SYNTHETIC_CLASSES

@@ -10,7 +10,7 @@ from PIL import Image
 
 import segal_env  # noqa: F401
 from agents import BatchDQN
-from experiments.requests import label_studio_tasks, main, merge_annotations, merge_main, request_labels
+from experiments.requests import main, merge_annotations, merge_main, request_labels
 from segal_env.data import load_splits
 from segal_env.data.synthetic import SYNTHETIC_CLASSES
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from experiments.requests import decode_rle, encode_rle, label_studio_tasks
 from experiments.requests import merge
-from experiments.requests.label_studio import local_files_url, mask_to_rle, rle_to_mask
+from experiments.requests.brush import mask_to_rle, rle_to_mask
+from experiments.requests.label_studio import local_files_url
 from experiments.requests.merge import merge_annotations, merge_main
 
 RECORDED = Path(__file__).parent / "data" / "label_studio"
@@ -161,7 +162,7 @@ def test_the_label_studio_command_creates_project_storage_and_tasks(tmp_path, ca
     calls = []
 
     class Server(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server hook
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             calls.append((self.path, self.headers["Authorization"], body))
             answer = {"/api/projects": {"id": 7}, "/api/projects/7/import": {"task_count": len(body)}}.get(self.path, {})
@@ -184,7 +185,7 @@ def test_the_label_studio_command_creates_project_storage_and_tasks(tmp_path, ca
     (out / "label_studio" / "label_config.xml").write_text("<View/>")
     (out / "label_studio" / "tasks.json").write_text(json.dumps([{"data": {"image": "a"}}, {"data": {"image": "b"}}]))
     try:
-        from experiments.requests.label_studio import setup_main
+        from experiments.requests.api import setup_main
 
         assert setup_main([str(out), "--url", f"http://127.0.0.1:{server.server_port}", "--token", "abc"]) == 0
     finally:

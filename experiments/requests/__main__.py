@@ -3,7 +3,7 @@ Label Studio project with the images' storage and import a round's tasks through
 import sys
 
 from .command import main
-from .label_studio import setup_main
+from .api import setup_main
 from .merge import merge_main
 
 COMMANDS = {"merge": merge_main, "label-studio": setup_main}

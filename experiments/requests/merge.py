@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from segal_env.data.io import IGNORE_INDEX, LabelMapping, read_label
 
-from .label_studio import Annotation, annotations_from_json, annotations_from_png_export, read_json_export
+from .exports import Annotation, annotations_from_json, annotations_from_png_export, read_json_export
 
 
 def resolve_path(value: str, requests_file: Path) -> Path:
