@@ -71,7 +71,8 @@ def setup_main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(prog="python -m experiments.requests label-studio",
-                                     description=setup_main.__doc__.split(": ", 1)[1])
+                                     description="create a Label Studio project with segal's labelling interface, a Local Files storage for the images, "
+                                                 "and import the tasks of one segal-request round")
     parser.add_argument("requests_dir", type=Path, help="the --out folder of segal-request")
     parser.add_argument("--url", default="http://localhost:8080", help="Label Studio's address")
     parser.add_argument("--token", default=os.environ.get("LABEL_STUDIO_API_KEY"),

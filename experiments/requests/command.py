@@ -86,13 +86,13 @@ def request_labels(
     agent = make_agent(checked.agent.path if checked.agent else policy, env, seed=seed, device=device)
     picks = choose_regions(env, agent, seed, class_names)
 
-    working = tuple(checked.pool.shape[-2:])
+    working = (int(checked.pool.shape[-2]), int(checked.pool.shape[-1]))
     by_image: dict[int, list[dict[str, Any]]] = {}
     for pick in picks:
         image = pick["region_id"] // env.grid.per_image
         by_image.setdefault(image, []).append({**pick, "box": pixel_box(pick["region_id"], env, checked.original, working)})
     paths = checked.paths
-    requests = {
+    requests: dict[str, Any] = {
         "settings": {
             "images": str(Path(images).resolve()), "labeled": str(Path(labeled).resolve()), "policy": str(policy),
             "budget": budget, "region_size": list(region_size), "num_pools": num_pools, "pool_size": pool_size,
@@ -112,15 +112,14 @@ def request_labels(
     return requests
 
 
+DESCRIPTION = "ask a labelling policy which regions of your unlabelled images a person should label next"
 EPILOG = """Label Studio serves the images when it runs with
     LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<--document-root>
 and the project has a Local Files storage whose path is the --images folder (docs/requests.md)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __doc__ as package_doc
-
-    parser = argparse.ArgumentParser(prog="segal-request", description=package_doc.split("\n")[0], epilog=EPILOG,
+    parser = argparse.ArgumentParser(prog="segal-request", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, required=True, help="folder of unlabelled images")
     parser.add_argument("--labeled", type=Path, required=True, help=f"your labelled images: {FOLDER_LAYOUT}")

@@ -9,8 +9,9 @@ import re
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -87,11 +88,12 @@ def annotations_from_png_export(source: Path, tasks: Iterable[dict[str, Any]], i
 
     files_by_task = {int(task["id"]): task_file(task) for task in tasks}
     source = Path(source)
+    entries: dict[str, Callable[[], bytes]]
     if source.is_dir():
         entries = {p.name: p.read_bytes for p in source.rglob("*.png")}
     else:
         archive = zipfile.ZipFile(source)
-        entries = {Path(n).name: (lambda n=n: archive.read(n)) for n in archive.namelist() if n.endswith(".png")}
+        entries = {Path(n).name: partial(archive.read, n) for n in archive.namelist() if n.endswith(".png")}
     newest: dict[int, int] = {}
     parsed = []
     for name in sorted(entries):

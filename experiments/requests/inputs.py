@@ -44,17 +44,20 @@ def check_budget(budget: int, num_pools: int, pool_size: int) -> None:
 def load_unlabeled(folder: Path, scale: float) -> tuple[torch.Tensor, list[Path], tuple[int, int]]:
     """Every image of ``folder`` as uint8 [M, 3, h, w] at ``scale``, their absolute paths, and the original (H, W)."""
     paths = list_images(require_dir(Path(folder), "a folder of images (png, jpg, ...) to request labels for"))
-    images, original = [], None
+    images: list[torch.Tensor] = []
+    original: tuple[int, int] | None = None
     for path in paths:
         image = read_rgb(path)
+        size = (int(image.shape[1]), int(image.shape[2]))
         if original is None:
-            original = tuple(image.shape[1:])
-        elif tuple(image.shape[1:]) != original:
+            original = size
+        elif size != original:
             raise ValueError(
                 f"{path} is {image.shape[2]}x{image.shape[1]} (WxH) but {paths[0]} is {original[1]}x{original[0]}: "
                 "the region grid needs every image at one size; resize them first"
             )
-        images.append(resize_image(image, scaled_size(*original, scale)))
+        images.append(resize_image(image, scaled_size(original[0], original[1], scale)))
+    assert original is not None  # list_images refuses an empty folder
     return torch.stack(images), [p.resolve() for p in paths], original
 
 
@@ -85,6 +88,11 @@ class SavedAgent:
     algorithm: type
     observation_space: spaces.Dict
 
+    def shape(self, key: str) -> tuple[int, ...]:
+        shape = self.observation_space[key].shape
+        assert shape is not None, f"{key} of a SegAL observation is a Box"
+        return tuple(shape)
+
 
 def read_saved_agent(policy: str) -> SavedAgent | None:
     """None for a baseline name; else the saved agent's metadata, or a clear error."""
@@ -109,7 +117,7 @@ def state_images_for(agent: SavedAgent | None, labeled: SegDataset, per_image: i
     number of regions: that many images, checked; a baseline ignores the state: up to ``limit`` images."""
     if agent is None:
         return labeled.images[: min(limit, len(labeled))]
-    needed = agent.observation_space["state"].shape[0]
+    needed = agent.shape("state")[0]
     if needed % per_image or needed // per_image > len(labeled):
         raise ValueError(
             f"the agent was trained with a state set of {needed} regions; here an image has {per_image} regions and "
@@ -123,7 +131,7 @@ def check_agent_fits(agent: SavedAgent | None, layout: FeatureLayout, num_pools:
     """A saved agent reads candidate rows of a fixed width (class count + extras); most also a fixed pool shape."""
     if agent is None:
         return
-    saved = agent.observation_space["candidates"].shape
+    saved = agent.shape("candidates")
     if saved[-1] != layout.candidate_dim:
         raise ValueError(
             f"the agent reads candidate rows of {saved[-1]} features; {layout.num_classes} classes with extras "
@@ -183,7 +191,7 @@ def check_inputs(
     check_agent_fits(agent, layout, num_pools, pool_size)
     network_file = read_network_file(model_file, class_names) if model_file is not None else None
     pool, paths, original = load_unlabeled(images, scale)
-    grid = RegionGrid(tuple(pool.shape[-2:]), tuple(region_size))  # a size that does not tile fails here, with divisors
+    grid = RegionGrid((int(pool.shape[-2]), int(pool.shape[-1])), (int(region_size[0]), int(region_size[1])))  # a size that does not tile fails here, with divisors
     if document_root is not None:
         image_urls = {path.name: local_files_url(path, document_root) for path in paths}
     else:

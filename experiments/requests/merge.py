@@ -37,17 +37,18 @@ def resolve_path(value: str, requests_file: Path) -> Path:
     return path.resolve()
 
 
-def annotated_labels(annotations: dict[str, Annotation], class_names: list[str]) -> dict[str, np.ndarray]:
+def annotated_labels(annotations: dict[str, Annotation], class_names: list[str]) -> dict[str, np.ndarray | None]:
     """file -> uint8 [H, W] class ids (IGNORE_INDEX where nothing was painted), brush label names mapped by name."""
     ids = {name: i for i, name in enumerate(class_names)}
-    labels = {}
+    labels: dict[str, np.ndarray | None] = {}
     for file, annotation in annotations.items():
-        label = None
+        label: np.ndarray | None = None
         for name, mask in annotation.masks:
             if name not in ids:
                 raise ValueError(f"{file} (task {annotation.task_id}): brush label {name!r} is not one of the classes "
                                  f"of requests.json {class_names}")
-            label = np.full(mask.shape, IGNORE_INDEX, dtype=np.uint8) if label is None else label
+            if label is None:
+                label = np.full(mask.shape, IGNORE_INDEX, dtype=np.uint8)
             label[mask] = ids[name]
         labels[file] = label
     return labels

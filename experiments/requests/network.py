@@ -64,7 +64,7 @@ def build_network(
                 f"({len(labeled.class_names)} class names given): {str(error).splitlines()[0]}; pass the --arch it was "
                 "trained with and its class names"
             ) from None
-        report = {"network": str(Path(model_file).resolve()), "arch": model_name(model)}
+        report: dict[str, Any] = {"network": str(Path(str(model_file)).resolve()), "arch": model_name(model)}
     else:
         print(f"[segal-request] training {model_name(model)} on {len(labeled)} labelled images for {train_steps} steps "
               "(--train-steps) before the policy chooses", file=sys.stderr, flush=True)
