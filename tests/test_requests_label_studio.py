@@ -141,6 +141,9 @@ def test_tasks_point_where_label_studio_serves_the_images(tmp_path):
     (root / "photos").mkdir(parents=True)
     (root / "photos" / "a b.png").write_bytes(b"")
     assert local_files_url(root / "photos" / "a b.png", root) == "/data/local-files/?d=photos/a%20b.png"
+    (tmp_path / "real.png").write_bytes(b"")
+    (root / "photos" / "link.png").symlink_to(tmp_path / "real.png")  # a linked image is served where the link is
+    assert local_files_url(root / "photos" / "link.png", root) == "/data/local-files/?d=photos/link.png"
     with pytest.raises(ValueError, match="strictly below the root"):
         local_files_url(root / "photos" / "a b.png", root / "photos")
     with pytest.raises(ValueError, match="not below"):

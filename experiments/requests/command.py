@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def request_labels(
     out = Path(out)
     num_pools = num_pools or math.gcd(budget, PAPER_NUM_POOLS)
     if document_root is None and url_prefix is None:
-        document_root = Path(images).resolve().parent
+        document_root = Path(os.path.abspath(images)).parent
     checked = check_inputs(images, labeled, class_names, policy, budget, region_size, model_file, num_pools, pool_size,
                            scale, extra_features, mc_samples, ignore_index, document_root, url_prefix, train_steps)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,11 +95,11 @@ def request_labels(
     paths = checked.paths
     requests: dict[str, Any] = {
         "settings": {
-            "images": str(Path(images).resolve()), "labeled": str(Path(labeled).resolve()), "policy": str(policy),
+            "images": os.path.abspath(images), "labeled": os.path.abspath(labeled), "policy": str(policy),
             "budget": budget, "region_size": list(region_size), "num_pools": num_pools, "pool_size": pool_size,
             "scale": scale, "image_size": list(checked.original), "class_names": list(class_names),
             "extra_features": list(extra_features), "mc_samples": mc_samples, "ignore_index": ignore_index,
-            "seed": seed, "document_root": None if document_root is None else str(Path(document_root).resolve()),
+            "seed": seed, "document_root": None if document_root is None else os.path.abspath(document_root),
             **network,
         },
         "images": [{"file": paths[i].name, "path": str(paths[i]), "regions": regions} for i, regions in sorted(by_image.items())],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ def check_budget(budget: int, num_pools: int, pool_size: int) -> None:
 
 
 def load_unlabeled(folder: Path, scale: float) -> tuple[torch.Tensor, list[Path], tuple[int, int]]:
-    """Every image of ``folder`` as uint8 [M, 3, h, w] at ``scale``, their absolute paths, and the original (H, W)."""
+    """Every image of ``folder`` as uint8 [M, 3, h, w] at ``scale``, their absolute paths (links kept, not
+    followed: Label Studio serves them below its document root), and the original (H, W)."""
     paths = list_images(require_dir(Path(folder), "a folder of images (png, jpg, ...) to request labels for"))
     images: list[torch.Tensor] = []
     original: tuple[int, int] | None = None
@@ -58,7 +60,7 @@ def load_unlabeled(folder: Path, scale: float) -> tuple[torch.Tensor, list[Path]
             )
         images.append(resize_image(image, scaled_size(original[0], original[1], scale)))
     assert original is not None  # list_images refuses an empty folder
-    return torch.stack(images), [p.resolve() for p in paths], original
+    return torch.stack(images), [Path(os.path.abspath(p)) for p in paths], original
 
 
 def load_labeled(folder: Path, class_names: Sequence[str], ignore_index: int, scale: float) -> SegDataset:

@@ -12,6 +12,7 @@ api.py: the REST calls that create the project, its storage and the tasks.
 """
 from __future__ import annotations
 
+import os
 import urllib.parse
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +26,7 @@ MASK_THRESHOLD = 128  # alpha (JSON) or grey value (PNG export) from which a bru
 # ---- what segal-request writes --------------------------------------------------------------------
 def local_files_url(image: Path, document_root: Path) -> str:
     """The URL Label Studio serves ``image`` at, for local files below ``document_root``."""
-    image, root = Path(image).resolve(), Path(document_root).resolve()
+    image, root = Path(os.path.abspath(image)), Path(os.path.abspath(document_root))  # links kept
     try:
         relative = image.relative_to(root)
     except ValueError:

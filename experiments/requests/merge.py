@@ -31,10 +31,11 @@ def resolve_path(value: str, requests_file: Path) -> Path:
     path = Path(value)
     if path.is_absolute():
         return path
-    for base in (requests_file.resolve().parent.parent, requests_file.resolve().parent, Path.cwd()):
+    here = Path(os.path.abspath(requests_file)).parent
+    for base in (here.parent, here, Path.cwd()):
         if (base / path).exists():
-            return (base / path).resolve()
-    return path.resolve()
+            return Path(os.path.abspath(base / path))
+    return Path(os.path.abspath(path))
 
 
 def annotated_labels(annotations: dict[str, Annotation], class_names: list[str]) -> dict[str, np.ndarray | None]:

@@ -2,6 +2,7 @@
 and an estimate of the time left, then saved for the next round."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,14 +65,14 @@ def build_network(
                 f"({len(labeled.class_names)} class names given): {str(error).splitlines()[0]}; pass the --arch it was "
                 "trained with and its class names"
             ) from None
-        report: dict[str, Any] = {"network": str(Path(str(model_file)).resolve()), "arch": model_name(model)}
+        report: dict[str, Any] = {"network": os.path.abspath(str(model_file)), "arch": model_name(model)}
     else:
         print(f"[segal-request] training {model_name(model)} on {len(labeled)} labelled images for {train_steps} steps "
               "(--train-steps) before the policy chooses", file=sys.stderr, flush=True)
         result = pretrain(net, labeled, labeled, seed, device, train_steps, lr,
                           progress=progress or progress_printer(train_steps), curve_points=min(10, train_steps))
         path = atomic_save({"model": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "arch": model_name(model),
-                            "class_names": list(labeled.class_names)}, Path(out) / "network.pt").resolve()
+                            "class_names": list(labeled.class_names)}, Path(os.path.abspath(out)) / "network.pt")
         print(f"[segal-request] network saved to {path}; next round, reuse it with --model {path} "
               "(no training), or retrain on the grown labelled folder with --train-model", file=sys.stderr, flush=True)
         report = {"network": str(path), "arch": model_name(model), "trained_steps": train_steps,
