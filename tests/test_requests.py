@@ -1,5 +1,6 @@
 """segal-request on a tiny folder of generated images: choose regions, write the three outputs, merge labels back."""
 import json
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -9,7 +10,7 @@ from PIL import Image
 
 import segal_env  # noqa: F401
 from agents import BatchDQN
-from experiments.requests import label_studio_tasks, main, merge_annotations, merge_main, request_labels
+from experiments.requests import main, merge_annotations, merge_main, request_labels
 from segal_env.data import load_splits
 from segal_env.data.synthetic import SYNTHETIC_CLASSES
 
@@ -98,6 +99,8 @@ def test_a_saved_agent_requests_regions_and_the_network_is_reused(folders, tmp_p
     regions = [r for image in requests["images"] for r in image["regions"]]
     assert len(regions) == 8 and all(isinstance(r["score"], float) for r in regions)  # Q values
     assert requests["settings"]["arch"] == "unet_tiny"
+    with pytest.raises(ValueError, match="candidate rows"):  # before any training: the agent is read first
+        run_request(folders, tmp_path / "round3", policy=str(tmp_path / "agent.zip"), train_steps=100000, extra_features=[])
     renamed = list(SYNTHETIC_CLASSES[:-1]) + ["something else"]
     with pytest.raises(ValueError, match="was trained for the classes"):
         run_request(folders, tmp_path / "round3", model_file=Path(first["settings"]["network"]), class_names=renamed)
@@ -111,7 +114,7 @@ def test_annotations_come_back_into_the_labelled_set(folders, tmp_path, one_torc
             (labeled / sub / path.name).write_bytes(path.read_bytes())
     run_request(folders, tmp_path / "requests", labeled=labeled)
     requests = json.loads((tmp_path / "requests" / "requests.json").read_text())
-    merged = merge_annotations(tmp_path / "requests" / "requests.json", folders / "truth", labeled)
+    merged = merge_annotations(tmp_path / "requests" / "requests.json", folders / "truth", labeled)["merged"]
     for image in requests["images"]:
         stem = Path(image["file"]).stem
         label = np.asarray(Image.open(labeled / "labels" / f"{stem}.png"))
@@ -169,3 +172,40 @@ def test_request_env_is_deterministic_and_checks_actions(folders, one_torch_thre
         env.step(np.array([0, 0, 0, 7]))  # candidate 7 of a pool of 3
     env.step(np.zeros(4, dtype=int))
     assert env.step(np.zeros(4, dtype=int))[2]  # budget 8 = two steps of 4
+
+
+def test_every_input_is_checked_before_training_in_seconds(folders, tmp_path, capsys):
+    """The issue's case: a region size that does not tile, with --train-model, once took 32 minutes to report."""
+    base = ["--images", str(folders / "unlabeled"), "--labeled", str(folders / "labeled"), "--class-names",
+            *SYNTHETIC_CLASSES, "--train-model", "--train-steps", "100000", "--budget", "8", "--num-pools", "4",
+            "--out", str(tmp_path / "out")]
+    cases = {
+        "does not tile": ["--region-size", "15", "16"],
+        "multiple of --num-pools": ["--region-size", "16", "16", "--budget", "6"],
+        "larger than the": ["--region-size", "16", "16", "--budget", str(6 * 48 + 4)],
+        "unknown extra feature": ["--region-size", "16", "16", "--extra-features", "wisdom"],
+        "a name twice": ["--region-size", "16", "16", "--class-names", "a", "a"],
+        "neither a baseline": ["--region-size", "16", "16", "--policy", str(tmp_path / "missing.zip")],
+        "not below": ["--region-size", "16", "16", "--document-root", str(tmp_path / "elsewhere")],
+    }
+    for message, extra in cases.items():
+        start = time.monotonic()
+        with pytest.raises(SystemExit) as exit_info:
+            main(base + extra)
+        seconds = time.monotonic() - start
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in error and seconds < 10, (message, error, seconds)
+        assert not (tmp_path / "out" / "network.pt").exists()
+
+
+def test_training_reports_progress_and_where_the_network_went(folders, tmp_path, monkeypatch, capsys, one_torch_thread):
+    monkeypatch.chdir(folders)  # relative paths in, absolute paths out
+    requests = run_request(folders, tmp_path / "r", images=Path("unlabeled"), labeled=Path("labeled"), train_steps=4)
+    err = capsys.readouterr().err
+    assert "step 4/4 (100%)" in err and "left" in err and f"--model {tmp_path / 'r' / 'network.pt'}" in err
+    settings = requests["settings"]
+    assert all(Path(settings[key]).is_absolute() for key in ("images", "labeled", "network", "document_root"))
+    assert all(Path(image["path"]).is_absolute() for image in requests["images"])
+    task = json.loads((tmp_path / "r" / "label_studio" / "tasks.json").read_text())[0]
+    assert task["data"]["image"].startswith("/data/local-files/?d=unlabeled/new")  # default root: the parent of --images
+    assert task["predictions"][0]["score"] == max(r["score"] for r in requests["images"][0]["regions"])
