@@ -187,6 +187,7 @@ def test_every_input_is_checked_before_training_in_seconds(folders, tmp_path, ca
         "a name twice": ["--region-size", "16", "16", "--class-names", "a", "a"],
         "neither a baseline": ["--region-size", "16", "16", "--policy", str(tmp_path / "missing.zip")],
         "not below": ["--region-size", "16", "16", "--document-root", str(tmp_path / "elsewhere")],
+        "reads the true labels": ["--region-size", "16", "16", "--policy", "oracle"],  # never offered without labels
     }
     for message, extra in cases.items():
         start = time.monotonic()

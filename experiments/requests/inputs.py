@@ -16,7 +16,7 @@ from gymnasium import spaces
 
 from agents import BatchDQN
 from agents.baselines import BASELINES
-from agents.loading import ALGORITHMS, detect_algorithm, saved_model_path
+from agents.loading import ALGORITHMS, PRIVILEGED_POLICIES, detect_algorithm, saved_model_path
 from segal_env.data.base import SegDataset
 from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT, image_label_pairs
 from segal_env.data.io import (
@@ -100,6 +100,9 @@ def read_saved_agent(policy: str) -> SavedAgent | None:
     """None for a baseline name; else the saved agent's metadata, or a clear error."""
     if policy in BASELINES:
         return None
+    if policy in PRIVILEGED_POLICIES:
+        raise ValueError(f"--policy {policy!r} reads the true labels (a benchmark's upper bound): unlabelled images have "
+                         f"none; use a baseline ({', '.join(BASELINES)}) or a trained agent")
     path = saved_model_path(policy)
     if path is None:
         raise ValueError(f"--policy {policy!r} is neither a baseline ({', '.join(BASELINES)}) nor a saved agent (.zip)")
