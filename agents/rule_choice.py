@@ -1,0 +1,113 @@
+"""Choose the rule per state: an action space over heuristics instead of over regions.
+
+The best heuristic differs by data set (margin on synthetic, entropy and BALD on CamVid) and may differ
+by stage of an episode. ``RuleChoiceWrapper`` turns a SegAL env into a small problem that any SB3
+algorithm learns directly: at each step the agent picks *which rule* chooses this step's K regions
+(``Discrete(R)``), from a compact observation (``Box``) that describes what each rule would pick.
+``RuleBandit`` is the simplest learned reference: one value per rule, no state.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from agents.baselines import BASELINES, RegionScoreBaseline
+
+DEFAULT_RULES = ("entropy", "margin", "confidence", "bald", "class_balance")
+
+
+class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Action ``r`` in ``Discrete(len(rules))``: rule ``r`` picks this step's regions in the wrapped SegAL env.
+
+    Observation (float32 in [0, 1]): for every rule, the mean over pools of the candidate rows it would
+    pick (their predicted-class histogram and uncertainty extras), then the labeled class fraction and the
+    episode's progress (regions labeled / budget). ``info["rule"]`` names the rule that acted.
+
+    :param env: a SegAL env (train or test mode)
+    :param rules: baseline names (``agents.BASELINES``); each must be scorable with the env's extras
+    :param seed: seed of the rules' own generators ("random" draws from it)
+    """
+
+    def __init__(self, env: gym.Env, rules: Sequence[str] = DEFAULT_RULES, seed: int = 0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, rules=tuple(rules), seed=seed)  # the env checker re-creates it
+        gym.Wrapper.__init__(self, env)
+        unknown = [r for r in rules if r not in BASELINES]
+        if unknown or not rules:
+            raise ValueError(f"unknown rule(s) {unknown}; choose among {list(BASELINES)}")
+        layout = env.get_wrapper_attr("feature_layout")
+        self.rules: list[RegionScoreBaseline] = [BASELINES[name](layout, seed=seed) for name in rules]
+        self.rule_names = list(rules)
+        self._columns = np.r_[np.arange(layout.num_classes), [layout.extra(e) for e in layout.extras]]
+        self._budget = env.get_wrapper_attr("config").budget
+        width = len(rules) * len(self._columns) + layout.num_classes + 1
+        self.action_space = spaces.Discrete(len(rules))
+        self.observation_space = spaces.Box(0.0, 1.0, (width,), np.float32)
+        self._obs: dict[str, np.ndarray] = {}
+        self._picks: list[np.ndarray] = []
+        self._labeled = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._labeled = int(info["regions_labeled"])
+        return self._describe(obs), info
+
+    def step(self, action):
+        rule = int(action)
+        if not 0 <= rule < len(self.rules):
+            raise ValueError(f"action must be a rule index in [0, {len(self.rules)}) ({self.rule_names}), got {action!r}")
+        obs, reward, terminated, truncated, info = self.env.step(self._picks[rule])
+        info["rule"] = self.rule_names[rule]
+        self._labeled = int(info["regions_labeled"])
+        return self._describe(obs), reward, terminated, truncated, info
+
+    def _describe(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Every rule's picks for this observation (kept for ``step``) and the compact observation."""
+        self._obs = obs
+        self._picks = [rule.predict(obs)[0] for rule in self.rules]
+        pools = np.arange(obs["candidates"].shape[0])
+        rows = [obs["candidates"][pools, picks][:, self._columns].mean(axis=0) for picks in self._picks]
+        progress = np.array([min(1.0, self._labeled / self._budget)], dtype=np.float32)
+        return np.concatenate([*rows, obs["labeled_class_fraction"], progress]).astype(np.float32)
+
+
+class RuleBandit:
+    """UCB1 over the rules of a ``RuleChoiceWrapper`` (no state): the simplest learned rule chooser.
+
+    ``learn`` plays episodes, choosing the rule with the largest upper confidence bound at each step and
+    updating that rule's mean step reward; ``predict`` is greedy on the means (an untried rule is tried first).
+    """
+
+    def __init__(self, env: RuleChoiceWrapper, exploration: float = 1.0, seed: int = 0) -> None:
+        self.env = env
+        self.exploration = exploration
+        self.counts = np.zeros(env.action_space.n)
+        self.means = np.zeros(env.action_space.n)
+        self.seed = seed
+
+    def _ucb(self) -> int:
+        if (self.counts == 0).any():
+            return int(np.flatnonzero(self.counts == 0)[0])
+        bonus = self.exploration * np.sqrt(2 * np.log(self.counts.sum()) / self.counts)
+        return int(np.argmax(self.means + bonus))
+
+    def learn(self, total_timesteps: int) -> RuleBandit:
+        obs, _ = self.env.reset(seed=self.seed)
+        episode = 0
+        for _ in range(total_timesteps):
+            arm = self._ucb()
+            obs, reward, terminated, truncated, _ = self.env.step(arm)
+            self.counts[arm] += 1
+            self.means[arm] += (reward - self.means[arm]) / self.counts[arm]
+            if terminated or truncated:
+                episode += 1
+                obs, _ = self.env.reset(seed=self.seed + episode)
+        return self
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        tried = np.where(self.counts > 0, self.means, np.inf)
+        return np.array(int(np.argmax(tried))), state
