@@ -277,3 +277,26 @@ def test_rejects_other_action_spaces():
         small_model(DiscreteEnv())
     with pytest.raises(ValueError, match="BatchNorm"):
         small_model(batch_size=1)
+
+
+def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(tiny_kwargs, tmp_path, one_torch_thread):
+    """Start from the best rule: Q = margin's score + a learned correction that starts at zero."""
+    import gymnasium as gym
+
+    from experiments.episodes import play_episode
+
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu"})
+    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="margin"), seed=0)
+    assert model.policy.q_net.prior_column == env.unwrapped.feature_layout.extra("margin")
+    agent_picks, margin_picks = [], []
+    margin = make_agent("margin", env)
+    play_episode(margin, env, seed=1, on_step=lambda obs, action, *_: (
+        agent_picks.append(model.predict(obs, deterministic=True)[0]), margin_picks.append(action)))
+    assert all(np.array_equal(a, m) for a, m in zip(agent_picks, margin_picks))
+    model.learn(4)
+    model.save(tmp_path / "prior")
+    loaded = make_agent(str(tmp_path / "prior.zip"), env)
+    assert loaded.policy.q_net.prior_column == model.policy.q_net.prior_column
+    narrow = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu", "extra_features": ["entropy"]})
+    with pytest.raises(ValueError, match="extra_features"):
+        BatchDQN("RegionQPolicy", narrow, policy_kwargs=dict(prior="margin"))

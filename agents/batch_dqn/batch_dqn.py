@@ -15,6 +15,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update, safe_mean
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.batch_dqn.policies import RegionQNetwork, RegionQPolicy
 from agents.masking import masked_argmax, sample_valid
@@ -22,6 +23,28 @@ from agents.masking import masked_argmax, sample_valid
 SelfBatchDQN = TypeVar("SelfBatchDQN", bound="BatchDQN")
 
 REQUIRED_OBS_KEYS = ("state", "candidates", "action_mask")
+
+
+def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str | None) -> dict[str, Any] | None:
+    """``policy_kwargs=dict(prior="margin")`` -> ``prior_column``: the column of that extra feature in the
+    env's candidate rows (the policy sees only the spaces, the env knows its layout)."""
+    if not policy_kwargs or "prior" not in policy_kwargs:
+        return policy_kwargs
+    kwargs = dict(policy_kwargs)
+    feature = kwargs.pop("prior")
+    if feature is None:
+        return kwargs
+    if env is None or isinstance(env, str):
+        raise ValueError("policy_kwargs prior=<feature> needs the env (its feature layout) at construction")
+    if isinstance(env, VecEnv):
+        layout = env.get_attr("feature_layout")[0]
+    else:
+        layout = env.get_wrapper_attr("feature_layout")
+    try:
+        kwargs["prior_column"] = layout.extra(feature)
+    except KeyError as error:
+        raise ValueError(f"policy_kwargs prior={feature!r}: {error.args[0]}") from None
+    return kwargs
 
 
 def select_pools(obs: PyTorchObs, pools: th.Tensor) -> dict[str, th.Tensor]:
@@ -111,6 +134,7 @@ class BatchDQN(OffPolicyAlgorithm):
     ) -> None:
         if batch_size < 2:
             raise ValueError("batch_size must be >= 2: the query network uses BatchNorm")
+        policy_kwargs = prior_from_feature(policy_kwargs, env)
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]

@@ -36,12 +36,14 @@ def preactivation_mlp(in_dim: int, widths: list[int]) -> nn.Sequential:
 class RegionQNetwork(nn.Module):
     """Q(s, a) for every candidate: ``obs["state"]`` (B, S, Ds), ``obs["candidates"]`` (B, K, N, Da) -> (B, K, N).
 
-    Q(s, a) = V(s) + gate(KL(a)) x A(s, a). The paper multiplies the whole fused score by the
+    Q(s, a) = V(s) + gate(KL(a)) x A(s, a) [+ prior_scale x a[prior_column]]. The paper multiplies the whole fused score by the
     sigmoid gate, which ties the level of Q (the mean reward, often negative) into the ranking of
     the candidates: fitting a realistic level cost most of the pick quality (docs/dqn.md). Here the
     state value V carries the level and the gate only scales the candidate's advantage A.
     The last ``gate_dim`` candidate columns (the two KL histograms of ``FeatureLayout``) only feed
-    the gate; all other candidate columns feed the candidate branch.
+    the gate; all other candidate columns feed the candidate branch. With ``prior_column`` (a heuristic's
+    score column, e.g. margin's) Q adds that score and the advantage starts at zero: the untrained agent
+    picks exactly as the rule, and training only has to find where to differ from it.
     """
 
     def __init__(
@@ -51,6 +53,8 @@ class RegionQNetwork(nn.Module):
         state_embed_dim: int,
         candidate_net_arch: list[int],
         gate_dim: int,
+        prior_column: int | None = None,
+        prior_scale: float = 1.0,
     ) -> None:
         super().__init__()
         num_state_regions, state_dim = observation_space["state"].shape
@@ -68,6 +72,13 @@ class RegionQNetwork(nn.Module):
         self.fusion = nn.Sequential(nn.BatchNorm1d(fused_dim), nn.ReLU(), nn.Linear(fused_dim, 1))
         self.value = nn.Sequential(nn.ReLU(), nn.Linear(state_embed_dim, 1))
         self.gate = nn.Sequential(nn.BatchNorm1d(gate_dim), nn.ReLU(), nn.Linear(gate_dim, 1), nn.Sigmoid())
+        self.prior_column, self.prior_scale = prior_column, prior_scale
+        if prior_column is not None:
+            if not 0 <= prior_column < candidate_dim - gate_dim:
+                raise ValueError(f"prior_column {prior_column} is not a candidate feature column (0..{candidate_dim - gate_dim - 1})")
+            # start from the rule: the learned advantage is zero until training moves it
+            nn.init.zeros_(self.fusion[-1].weight)
+            nn.init.zeros_(self.fusion[-1].bias)
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         state, candidates = obs["state"], obs["candidates"]
@@ -84,6 +95,8 @@ class RegionQNetwork(nn.Module):
             dim=1,
         )
         advantage = (self.fusion(fused) * self.gate(rows[:, -self.gate_dim :])).view(batch, num_pools, pool_size)
+        if self.prior_column is not None:  # a heuristic's score plus a learned correction
+            advantage = advantage + self.prior_scale * candidates[..., self.prior_column]
         return self.value(state_embedding).view(batch, 1, 1) + advantage
 
 
@@ -102,6 +115,9 @@ class RegionQPolicy(BasePolicy):
     few percent of its noise, the small network beat random on 3 of 3 training seeds, the paper's on
     2 of 3 (docs/dqn.md). Pass the paper's widths to get its network.
     :param gate_dim: trailing candidate columns that feed the gate (the 2 x 32 KL histogram bins)
+    :param prior_column: candidate column of a heuristic score that Q starts from (BatchDQN's
+        ``policy_kwargs=dict(prior="margin")`` finds it in the env's feature layout); None: no prior
+    :param prior_scale: weight of the prior score in Q (reward points per unit of score)
     :param optimizer_class: Adam (measured: SGD, the paper's, barely moves the ranking; docs/dqn.md);
         ``th.optim.SGD`` for the paper's
     :param optimizer_kwargs: extra optimizer arguments; ``None`` gives ``momentum=0.9`` for SGD
@@ -119,6 +135,8 @@ class RegionQPolicy(BasePolicy):
         state_embed_dim: int = 16,
         candidate_net_arch: list[int] | None = None,
         gate_dim: int = GATE_FEATURES,
+        prior_column: int | None = None,
+        prior_scale: float = 1.0,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -137,6 +155,8 @@ class RegionQPolicy(BasePolicy):
             "state_embed_dim": state_embed_dim,
             "candidate_net_arch": list(candidate_net_arch or [64, 32]),
             "gate_dim": gate_dim,
+            "prior_column": prior_column,
+            "prior_scale": prior_scale,
         }
         self._build(lr_schedule)
 
@@ -183,6 +203,8 @@ class RegionQPolicy(BasePolicy):
             state_embed_dim=self.net_args["state_embed_dim"],
             candidate_net_arch=self.net_args["candidate_net_arch"],
             gate_dim=self.net_args["gate_dim"],
+            prior_column=self.net_args["prior_column"],
+            prior_scale=self.net_args["prior_scale"],
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
