@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+import segal_env
 from experiments.benchmark import aggregate as agg
 from experiments.benchmark import backends as backends_module
 from experiments.benchmark.cli import main
 from experiments.benchmark.plots import make_plots
 from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
+from experiments.provenance import provenance
 from segal_env.runtime import single_torch_thread
 from conftest import TINY_SYNTHETIC, as_cli
 
@@ -76,6 +78,9 @@ def test_serial_benchmark_writes_results_tables_and_plots(serial_out):
     assert record["schema_version"] == SCHEMA_VERSION and is_complete(record)
     assert record["env_id"] == "SegAL-Synthetic-v0" and record["env_kwargs"]["num_pools"] == 4
     assert record["policy"] == "bald" and record["seed"] == 1 and record["wall_time_s"] > 0
+    assert record["versions"] == provenance("cpu")  # segal's own version, not the metadata of another package
+    assert record["versions"]["segal"] == segal_env.__version__
+    assert record["env_settings"]["reward"] == "gain" and "device" not in record["env_settings"]
     assert [e["budget"] for e in record["entries"]] == [4, 8]
     n_classes = len(record["class_names"])
     for entry in record["entries"]:
@@ -155,14 +160,65 @@ def test_changed_env_defaults_are_not_mixed_with_old_results(serial_out, tmp_pat
     out = tmp_path / "bench"
     shutil.copytree(serial_out, out)
     stored = json.loads((out / "runs" / "random__seed0.json").read_text())
-    assert stored["env_resolved"]["num_pools"] == 4 and stored["env_resolved"]["lr"] is not None
-    stored["env_resolved"]["lr"] = 0.123  # as if produced under another preset
+    assert stored["env_settings"]["num_pools"] == 4 and stored["env_settings"]["lr"] is not None
+    stored["env_settings"]["lr"] = 0.123  # as if produced under another preset
     (out / "runs" / "random__seed0.json").write_text(json.dumps(stored))
     (out / "runs" / "bald__seed1.json").unlink()  # something left to run
     assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
     err = capsys.readouterr().err
     assert "effective settings changed" in err and "lr: 0.123 ->" in err
     assert not (out / "runs" / "bald__seed1.json").exists()
+
+
+@pytest.mark.parametrize(("setting", "value"), [("reward", "gain_over_random"), ("lr_decay", False), ("dropout", 0.3)])
+def test_resume_with_a_changed_setting_is_refused_naming_it(serial_out, tmp_path, cache_dir, capsys, setting, value):
+    """Every result-changing setting is in the fingerprint, including those the old hand-made list left out."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    assert main(tiny_args(out, cache_dir, f"{setting}={json.dumps(value)}", "--no-plots")) == 2  # an env kwarg
+    err = capsys.readouterr().err
+    assert "another configuration" in err and f"env_kwargs.{setting}: None -> {value!r}" in err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(p.name for p in (serial_out / "runs").iterdir())
+
+
+@pytest.mark.parametrize("setting", ["reward", "lr_decay"])
+def test_changed_preset_of_any_setting_is_refused_naming_it(serial_out, tmp_path, cache_dir, capsys, setting):
+    """Same command, but a default that the user never set has changed since the results were written."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    manifest = json.loads((out / "benchmark.json").read_text())
+    current = manifest["env_settings"][setting]
+    manifest["env_settings"][setting] = "old_default"
+    (out / "benchmark.json").write_text(json.dumps(manifest))
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    assert f"{setting}: 'old_default' -> {current!r}" in capsys.readouterr().err
+
+    # the same change seen only in a record (a manifest rewritten since) is caught when new runs would start
+    manifest["env_settings"][setting] = current
+    (out / "benchmark.json").write_text(json.dumps(manifest))
+    stored = json.loads((out / "runs" / "random__seed0.json").read_text())
+    stored["env_settings"][setting] = "old_default"
+    (out / "runs" / "random__seed0.json").write_text(json.dumps(stored))
+    (out / "runs" / "bald__seed1.json").unlink()
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    assert f"{setting}: 'old_default' -> {current!r}" in capsys.readouterr().err
+
+
+def test_folder_of_an_older_version_is_refused_with_a_way_out(serial_out, tmp_path, cache_dir, capsys):
+    """Results written before every setting was recorded cannot be resumed; their tables can still be rebuilt."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    manifest = json.loads((out / "benchmark.json").read_text())
+    del manifest["env_settings"]
+    (out / "benchmark.json").write_text(json.dumps(manifest))
+    for path in (out / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        del record["env_settings"]
+        path.write_text(json.dumps(record))
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    err = capsys.readouterr().err
+    assert "older segal" in err and "another --out" in err and "--aggregate-only" in err
+    assert main(["--aggregate-only", "--out", str(out), "--no-plots"]) == 0
 
 
 # ---- errors ------------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable, Iterable
 
+import torch
+
 from experiments.benchmark.runner import RunSpec, describe_env, run_episode
 
 EventFn = Callable[[dict], None]
@@ -43,8 +45,6 @@ def import_ray():
 def cuda_devices() -> list[str]:
     """["cuda:0", "cuda:1", ...] for the GPUs this process sees (no CUDA context is created)."""
     try:
-        import torch
-
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     except Exception:  # noqa: BLE001 - a broken CUDA install means "no GPU" here
         return []
@@ -132,8 +132,8 @@ def _worker_describe(spec: RunSpec, check_policies) -> dict:
 class ProcessBackend(Backend):
     """A pool of ``workers`` spawned processes on this machine.
 
-    Each run sets its own torch thread count (``RunSpec.torch_threads``, chosen by the driver as
-    cores // workers unless given). With several GPUs, each worker takes one, round-robin.
+    Each run sets its own torch thread count (``RunSpec.torch_threads``: ``--threads``, else 1, as the
+    protocol chooses for every backend). With several GPUs, each worker takes one, round-robin.
     """
 
     name = "processes"

@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from rich.console import Console
 
+from experiments.benchmark.aggregate import csv_tables, load_results, miou_markdown, report_markdown, summarize
+from experiments.benchmark.backends import make_backend
 from experiments.benchmark.manifest import check_resolved, prepare_out, split_finished
+from experiments.benchmark.plots import make_plots
+from experiments.benchmark.progress import BenchmarkProgress
 from experiments.benchmark.protocol import DEFAULT_POLICIES, DEFAULT_SEEDS, UsageError, make_specs, resolve_config
 from experiments.benchmark.runner import RunSpec, result_path
 from segal_env import DEFAULT_ENV_ID, ENV_IDS
+from segal_env.storage import atomic_write_json, atomic_write_text
 
 
 # ---- argument parsing ------------------------------------------------------------------------------
@@ -35,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "CamVid/Cityscapes, else 5 budgets up to the preset test budget")
     parser.add_argument("--out", default=None, help="output folder (default results/<env>[-quick])")
     parser.add_argument("--final-training", action="store_true",
-                        help="score the test split after training a copy of the network to convergence on the "
-                             "acquired regions (early stopping on D_R; the paper's protocol; slower)")
+                        help="score the test split after training a copy of the network on the acquired regions "
+                             "for final_steps steps (fixed length by design, no early stopping; slower)")
     parser.add_argument("--quick", action="store_true", help="a small configuration that finishes in minutes on a 2-core CPU")
     parser.add_argument("--device", default="auto", help="torch device of every run: auto (default), cpu, cuda, cuda:1")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes on this machine, GPUs assigned round-robin (default 1: serial)")
@@ -62,10 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- main ------------------------------------------------------------------------------------------
 def aggregate(out: Path, args: argparse.Namespace, console: Console, notes: list[str] | None = None,
               policy_order: list[str] | None = None, plots: bool = True) -> dict | None:
-    from segal_env.storage import atomic_write_json, atomic_write_text
-
-    from experiments.benchmark.aggregate import csv_tables, load_results, report_markdown, summarize
-
     records = load_results(out)
     if not records:
         console.print(f"no complete results in {out}/runs yet: nothing to aggregate")
@@ -74,12 +76,9 @@ def aggregate(out: Path, args: argparse.Namespace, console: Console, notes: list
                         class_budget=args.class_budget, policy_order=policy_order)
     for name, text in csv_tables(summary).items():
         atomic_write_text(text, out / name)
-    from experiments.benchmark.aggregate import miou_markdown
-
     atomic_write_text(miou_markdown(summary) + "\n", out / "results.md")
     made = {}
     if plots:
-        from experiments.benchmark.plots import make_plots
 
         made = make_plots(summary, out)
     summary["plots"] = made
@@ -109,11 +108,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, console: Console) -> int:
-    from segal_env.storage import atomic_write_json, atomic_write_text
-
-    from experiments.benchmark.backends import make_backend
-    from experiments.benchmark.progress import BenchmarkProgress
-
     config = resolve_config(args)
     if args.aggregate_only:
         manifest_path = config.out / "benchmark.json"
@@ -149,15 +143,13 @@ def _main(args: argparse.Namespace, console: Console) -> int:
                 description = backend.describe(pending[0], [(label, source) for label, source in config.policies.items()
                                                             if label in {s.policy for s in pending}])
             except Exception as error:  # noqa: BLE001 - a configuration problem: say so without a traceback
-                import traceback
-
                 atomic_write_text(traceback.format_exc(), config.out / "errors" / "prepare.txt")
                 raise UsageError(f"could not prepare {config.env_id} with {json.dumps(config.env_kwargs, sort_keys=True)}: "
                                  f"{str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__} "
                                  f"(traceback in {config.out}/errors/prepare.txt)") from None
             (config.out / "errors" / "prepare.txt").unlink(missing_ok=True)
-            check_resolved(finished, config.out, description["resolved"])
-            steps = max(config.budgets) // description["num_pools"]
+            check_resolved(finished, config.out, description)
+            steps = config.env_config.steps_per_episode
             console.print(f"[benchmark] {len(description['class_names'])} classes, K={description['num_pools']} pools of "
                           f"N={description['pool_size']}, {steps} steps per run, start D_R mIoU "
                           f"{100 * description['start_reward_set_miou']:.2f}, device {description['device']}", markup=False)
