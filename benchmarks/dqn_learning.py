@@ -71,7 +71,7 @@ def train_seed(env_id: str, env_kwargs: dict, algo: str, algo_kwargs: dict, seed
 
     env = make() if n_envs == 1 else make_vec_env(make, n_envs=n_envs, seed=seed)
     steps = env.get_attr("config")[0].steps_per_episode if n_envs > 1 else env.unwrapped.config.steps_per_episode
-    policy, kwargs = policy_and_kwargs({"algo": algo, "algo_kwargs": algo_kwargs, "flat_policy": False}, steps)
+    policy, kwargs = policy_and_kwargs(algo, algo_kwargs, False, steps)
     model = ALGORITHMS[algo](policy, env, seed=seed, device="cpu", **kwargs).learn(timesteps)
     return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model
 

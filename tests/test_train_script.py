@@ -17,6 +17,8 @@ sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, no
 import train  # noqa: E402
 from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
 from experiments import training  # noqa: E402
+import segal_env  # noqa: E402
+from experiments.provenance import provenance  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,6 +57,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert config["env_kwargs"]["budget"] == 16 and config["env_kwargs"]["role_sizes"] == {"d_s": 2, "d_t": 12}
     assert config["env_resolved"]["steps_per_episode"] == 4
     assert config["total_timesteps"] == 8 and config["num_timesteps"] == 8
+    assert config["versions"] == provenance("cpu") and config["versions"]["segal"] == segal_env.__version__
 
     saved = json.loads((out / "comparison.json").read_text())
     assert saved == json.loads(json.dumps(comparison))
@@ -189,3 +192,26 @@ def test_same_episodes_at_every_evaluation(tmp_path, cache_dir):
         "--no-progress-bar", "--algo-kwargs", "learning_starts=100")  # never updated
     returns = [e["returns"] for e in json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]]
     assert len(returns) == 3 and returns[0] == returns[1] == returns[2]
+
+
+def test_run_configuration_is_typed_and_recorded_as_given(tmp_path):
+    args = training.build_parser().parse_args(
+        ["--out", str(tmp_path / "x"), "--algo", "PPO", "--episodes", "3", "--env-kwargs", "lr=0.01", "--no-compare"])
+    config = training.resolve_config(args, ["--algo", "PPO"])
+    assert isinstance(config, training.RunConfig) and isinstance(config.out, Path)
+    assert config.algo == "PPO" and config.env_kwargs == {"lr": 0.01, "device": "auto"} and not config.compare
+    assert config.total_timesteps(steps_per_episode=4) == 12
+    record = config.to_dict()
+    assert record["out"] == str(tmp_path / "x") and record["argv"] == ["--algo", "PPO"]
+    assert json.loads(json.dumps(record)) == record  # config.json takes it as is
+
+
+def test_provenance_names_segal_python_torch_and_device():
+    import platform
+
+    import torch
+
+    stamp = provenance("cuda:1")
+    assert stamp == {"segal": segal_env.__version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "device": "cuda:1"}
+    assert provenance()["device"] is None
