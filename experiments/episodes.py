@@ -10,11 +10,11 @@ import numpy as np
 
 @dataclass
 class Episode:
-    """One played episode: the reset info, then per step the action, the reward and the info."""
+    """One played episode: the reset info, then per step the reward and the info (a caller that needs the
+    actions or observations reads them in ``play_episode``'s ``on_step`` hook)."""
 
     seed: int
     start_info: dict
-    actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     infos: list[dict] = field(default_factory=list)
 
@@ -50,7 +50,6 @@ def play_episode(agent: Any, env: gym.Env, seed: int, max_steps: int | None = No
     while not done and (max_steps is None or len(episode.rewards) < max_steps):
         action, _ = agent.predict(obs, deterministic=True)
         next_obs, reward, terminated, truncated, info = env.step(action)
-        episode.actions.append(np.asarray(action))
         episode.rewards.append(float(reward))
         episode.infos.append(info)
         if on_step is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback, StopTrainingOnNoModelImprovement
@@ -106,8 +107,6 @@ def periodic_evaluation(
     """The callback for ``model.learn``: evaluates every ``eval_freq`` env steps on ``episodes`` episodes
     (seeds ``seed + i``), keeps ``out/best_model.zip`` and ``out/evaluations.json`` (a resumed run continues
     both); with ``patience`` > 0 training stops after that many evaluations without a better mean return."""
-    from sb3_contrib import MaskablePPO
-
     cls = MaskableSameEpisodesEvalCallback if isinstance(model, MaskablePPO) else SameEpisodesEvalCallback
     stop = StopTrainingOnNoModelImprovement(patience, verbose=verbose) if patience > 0 else None
     return cls(

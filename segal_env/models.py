@@ -1,6 +1,6 @@
 """Segmentation networks built from torchvision parts, split into an encoder and a dropout head.
 
-The split is what makes MC dropout cheap: ``mc_probabilities`` runs the encoder once and only
+The split is what makes MC dropout cheap: ``SegmentationNet.mc_mutual_information`` runs the encoder once and only
 the small head ``samples`` times (dropout sits right before the classifier, as in the paper's
 BALD baseline). Pretrained ImageNet backbones are opt-in; nothing is downloaded by default.
 """
