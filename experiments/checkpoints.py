@@ -3,6 +3,7 @@
 File names are SB3's CheckpointCallback's (``<prefix>_<steps>_steps.zip`` and
 ``<prefix>_replay_buffer_<steps>_steps.pkl``), so tools that know SB3's layout find them.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The one episode loop: a policy plays an env greedily, and the caller reads what it needs from the record."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ class Episode:
 StepHook = Callable[[dict, np.ndarray, float, dict], None]
 
 
-def play_episode(agent: Any, env: gym.Env, seed: int, max_steps: int | None = None, on_step: StepHook | None = None) -> Episode:
+def play_episode(
+    agent: Any, env: gym.Env, seed: int, max_steps: int | None = None, on_step: StepHook | None = None
+) -> Episode:
     """Reset with ``seed`` and act with ``agent.predict(obs, deterministic=True)`` until the episode ends
     (or after ``max_steps`` steps). ``on_step(obs_before, action, reward, info)`` is called after every step.
     """

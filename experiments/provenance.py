@@ -5,6 +5,7 @@ be told apart by the software that made them. segal's version comes from ``segal
 version source of the package (pyproject.toml reads it too), not from the package metadata: the
 distribution is called ``segal-rl`` and an unrelated ``segal`` may be installed beside it.
 """
+
 from __future__ import annotations
 
 import platform

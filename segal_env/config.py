@@ -11,6 +11,7 @@ used to change the run silently (``freeze_bn=False`` left BatchNorm frozen). Eve
 checked against its annotation in ``EnvConfig``, and the error names the key, the type it needs and
 what was given.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -124,8 +125,11 @@ def check_types(function: Callable, settings: dict[str, Any], what: str = "setti
         if key in hints and not _matches(value, hints[key]):
             raise TypeError(
                 f"{what} '{key}' must be {_describe(hints[key])}, got {value!r} ({type(value).__name__})"
-                + ("; on the command line write true/false, not a quoted string" if hints[key] in (bool, bool | None)
-                   and isinstance(value, str) else "")
+                + (
+                    "; on the command line write true/false, not a quoted string"
+                    if hints[key] in (bool, bool | None) and isinstance(value, str)
+                    else ""
+                )
             )
 
 
@@ -185,13 +189,31 @@ class EnvConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (tuples as lists), e.g. for config.json and benchmark records."""
-        return json.loads(json.dumps(dataclasses.asdict(self), default=model_name))  # a model factory by its import path
+        return json.loads(
+            json.dumps(dataclasses.asdict(self), default=model_name)
+        )  # a model factory by its import path
 
 
 ENV_KEYWORDS = tuple(field.name for field in dataclasses.fields(EnvConfig))
 # filled from presets.py when left at None; the sizes are then multiplied by ``scale``
-_FROM_PRESETS = ("model", "finetune", "finetune_epochs", "optimizer", "lr", "batch_size", "freeze_bn", "loss_weighting",
-                 "lr_decay", "start_set", "pretrain_steps", "pretrain_lr", "final_steps", "num_pools", "pool_size", "budget")
+_FROM_PRESETS = (
+    "model",
+    "finetune",
+    "finetune_epochs",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "freeze_bn",
+    "loss_weighting",
+    "lr_decay",
+    "start_set",
+    "pretrain_steps",
+    "pretrain_lr",
+    "final_steps",
+    "num_pools",
+    "pool_size",
+    "budget",
+)
 _SCALED_PRESETS = ("region_size", "crop_size")
 
 
@@ -231,7 +253,9 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
     if given.dataset not in DATASET_NAMES:
         raise ValueError(f"unknown dataset '{given.dataset}'; choose from {sorted(DATASET_NAMES)}")
     if given.mode not in MODES:
-        raise ValueError(f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{given.mode}'")
+        raise ValueError(
+            f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{given.mode}'"
+        )
     filled: dict[str, Any] = {}
     for key in _FROM_PRESETS:
         value = getattr(given, key)
@@ -259,13 +283,17 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
     model_factory(config.model)  # an unknown name or an import path that does not import raises here, naming the fix
     if config.render_mode is not None:
         _choice("render_mode", config.render_mode, RENDER_MODES)
-    FeatureLayout(1, config.extra_features)  # unknown or repeated extras raise here, naming the valid ones
+    FeatureLayout(1, tuple(config.extra_features))  # unknown or repeated extras raise here, naming the valid ones
     if "bald" in config.extra_features and config.mc_samples < 2:
         raise ValueError("the 'bald' feature needs mc_samples >= 2; drop it from extra_features or raise mc_samples")
     if config.batch_size < 1 or config.finetune_epochs < 0:
-        raise ValueError(f"batch_size must be >= 1 and finetune_epochs >= 0, got {config.batch_size} and {config.finetune_epochs}")
+        raise ValueError(
+            f"batch_size must be >= 1 and finetune_epochs >= 0, got {config.batch_size} and {config.finetune_epochs}"
+        )
     if config.pretrain_steps < 1 or config.final_steps < 1:
-        raise ValueError(f"pretrain_steps and final_steps must be >= 1, got {config.pretrain_steps} and {config.final_steps}")
+        raise ValueError(
+            f"pretrain_steps and final_steps must be >= 1, got {config.pretrain_steps} and {config.final_steps}"
+        )
     if config.num_pools < 1 or config.pool_size < 1:
         raise ValueError(f"num_pools and pool_size must be >= 1, got {config.num_pools} and {config.pool_size}")
     if config.budget < 1 or config.budget % config.num_pools:
@@ -275,5 +303,7 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
         )
     bad = [b for b in config.eval_budgets if b % config.num_pools or b <= 0 or b > config.budget]
     if bad:
-        raise ValueError(f"eval_budgets {bad} must be positive multiples of num_pools={config.num_pools} and <= budget={config.budget}")
+        raise ValueError(
+            f"eval_budgets {bad} must be positive multiples of num_pools={config.num_pools} and <= budget={config.budget}"
+        )
     return config

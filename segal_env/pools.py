@@ -3,6 +3,7 @@
 Region ids are global: ``image * regions_per_image + region``. A pool slot holding -1 is empty (the
 unlabeled pool ran low) and is masked in the observation.
 """
+
 from __future__ import annotations
 
 import numpy as np

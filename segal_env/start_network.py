@@ -5,6 +5,7 @@ sets the method already has: train mode starts from a network trained on D_S (we
 choices matter), test mode from one trained on D_T. The cache key hashes everything that
 changes the weights, so a new configuration can never pick up a stale file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,8 @@ import torch
 
 from .data.base import SegDataset
 from .models import SegmentationNet
-from .storage import atomic_save
 from .runtime import resolve_device, seeded_torch, single_torch_thread
+from .storage import atomic_save
 from .trainer import OptimConfig, SegTrainer, warmup_cosine, whole_image_boxes
 
 CACHE_VERSION = 6  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread;
@@ -78,8 +79,13 @@ def pretrain(
     layout the synthetic network relies on.
     """
     trainer = SegTrainer(
-        model, train_set.num_classes, train_set.ignore_index, device=device,
-        optim=OptimConfig(optimizer="adam", lr=lr, weight_decay=1e-4), batch_size=batch_size, freeze_bn=False,
+        model,
+        train_set.num_classes,
+        train_set.ignore_index,
+        device=device,
+        optim=OptimConfig(optimizer="adam", lr=lr, weight_decay=1e-4),
+        batch_size=batch_size,
+        freeze_bn=False,
     )
     n = len(train_set)
     images = train_set.images.to(trainer.device)
@@ -91,7 +97,9 @@ def pretrain(
     with seeded_torch(seed, trainer.device):
         while done < steps:
             chunk = min(max(1, steps // curve_points), steps - done)
-            loss = trainer.train_steps(images, targets, torch.arange(n), boxes, train_set.image_size, generator, chunk, schedule)
+            loss = trainer.train_steps(
+                images, targets, torch.arange(n), boxes, train_set.image_size, generator, chunk, schedule
+            )
             done += chunk
             trainer.recalibrate_batchnorm(images)
             miou = trainer.evaluate(val_set.images, val_set.labels).miou
@@ -126,9 +134,14 @@ def load_or_pretrain(
         model = build()
     progress = None
     if verbose:
+
         def progress(step, loss, miou):
-            print(f"[segal] pre-training {path.name}: step {step}/{settings['steps']} loss {loss:.3f} "
-                  f"D_R mIoU {miou:.3f}", flush=True)
+            print(
+                f"[segal] pre-training {path.name}: step {step}/{settings['steps']} loss {loss:.3f} "
+                f"D_R mIoU {miou:.3f}",
+                flush=True,
+            )
+
     with one_cpu_thread(device):
         report = pretrain(model, train_set, val_set, seed, device, settings["steps"], settings["lr"], progress=progress)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

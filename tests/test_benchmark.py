@@ -3,6 +3,7 @@
 Runs use the shared tiny synthetic configuration (conftest; 2 steps of 4 regions, 8-image test split)
 and the session's cache dir, so the starting network is pre-trained once (one epoch).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from experiments.benchmark.plots import make_plots
 from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
 from experiments.provenance import provenance
 from segal_env.runtime import single_torch_thread
+
 from conftest import TINY_SYNTHETIC, as_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,9 +45,23 @@ def cache_dir(segal_cache) -> Path:
 
 def tiny_args(out: Path, cache: Path, *extra: str, policies=POLICIES, seeds: int = 2) -> list[str]:
     return [
-        "--env", "SegAL-Synthetic-v0", "--device", "cpu", "--threads", "1", "--no-progress",
-        "--policies", *policies, "--seeds", str(seeds), "--budgets", *BUDGETS, "--out", str(out),
-        "--env-kwargs", *as_cli({**TINY_SYNTHETIC, "cache_dir": str(cache)}, exclude=("budget",)),
+        "--env",
+        "SegAL-Synthetic-v0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--policies",
+        *policies,
+        "--seeds",
+        str(seeds),
+        "--budgets",
+        *BUDGETS,
+        "--out",
+        str(out),
+        "--env-kwargs",
+        *as_cli({**TINY_SYNTHETIC, "cache_dir": str(cache)}, exclude=("budget",)),
         *extra,
     ]
 
@@ -90,17 +106,32 @@ def test_serial_benchmark_writes_results_tables_and_plots(serial_out):
     # more regions labeled -> at least as many labeled pixels per class
     first, last = record["entries"]
     assert all(b >= a for a, b in zip(first["labeled_pixels_per_class"], last["labeled_pixels_per_class"]))
-    for name in ("results.md", "results.csv", "per_class_iou.csv", "labeled_pixels.csv", "headline.csv",
-                 "summary.md", "summary.json", "benchmark.json"):
+    for name in (
+        "results.md",
+        "results.csv",
+        "per_class_iou.csv",
+        "labeled_pixels.csv",
+        "headline.csv",
+        "summary.md",
+        "summary.json",
+        "benchmark.json",
+    ):
         assert (serial_out / name).is_file(), name
-    for name in ("miou_vs_regions.png", "per_class_iou_8.png", "class_distribution_8.png", "headline_regions_to_target.png"):
+    for name in (
+        "miou_vs_regions.png",
+        "per_class_iou_8.png",
+        "class_distribution_8.png",
+        "headline_regions_to_target.png",
+    ):
         assert (serial_out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert "| random |" in (serial_out / "results.md").read_text()
 
 
 def test_same_seed_same_start_for_every_policy(serial_out):
     """Identical starting conditions per seed: the same D_R mIoU before the first step, whatever the policy."""
-    start = {p.stem: json.loads(p.read_text())["start"]["reward_set_miou"] for p in (serial_out / "runs").glob("*.json")}
+    start = {
+        p.stem: json.loads(p.read_text())["start"]["reward_set_miou"] for p in (serial_out / "runs").glob("*.json")
+    }
     assert start["random__seed0"] == start["bald__seed0"] == start["random__seed1"]
 
 
@@ -113,9 +144,11 @@ def test_interrupted_benchmark_resumes_and_skips_finished_runs(tmp_path, cache_d
     def interrupting(spec, progress=None):
         calls.append(spec.run_id)
         if spec.run_id == "bald__seed0":
+
             def stop(event):
                 if event["event"] == "step":
                     raise KeyboardInterrupt  # Ctrl-C in the middle of a run
+
             return real_run(spec, stop)
         return real_run(spec, progress)
 
@@ -130,12 +163,20 @@ def test_interrupted_benchmark_resumes_and_skips_finished_runs(tmp_path, cache_d
     (out / "runs" / ".bald__seed1.x1y2.tmp.json").write_text('{"schema_version": 1, "ent')
     (out / "runs" / "bald__seed1.json").write_text('{"schema_version": 1, "kind": "segal-benchmark-run", "ent')
     calls.clear()
-    monkeypatch.setattr(backends_module, "run_episode", lambda spec, progress=None: (calls.append(spec.run_id), real_run(spec, progress))[1])
+    monkeypatch.setattr(
+        backends_module,
+        "run_episode",
+        lambda spec, progress=None: (calls.append(spec.run_id), real_run(spec, progress))[1],
+    )
     assert main(tiny_args(out, cache_dir, "--no-plots", seeds=2)) == 0
     assert calls == ["bald__seed0", "random__seed1", "bald__seed1"]  # random__seed0 was skipped
     assert (out / "runs" / "random__seed0.json").read_text() == finished_before
     assert sorted(p.name for p in (out / "runs").iterdir()) == [
-        "bald__seed0.json", "bald__seed1.json", "random__seed0.json", "random__seed1.json"]
+        "bald__seed0.json",
+        "bald__seed1.json",
+        "random__seed0.json",
+        "random__seed1.json",
+    ]
     assert all(is_complete(json.loads(p.read_text())) for p in (out / "runs").iterdir())
 
     calls.clear()
@@ -224,8 +265,15 @@ def test_folder_of_an_older_version_is_refused_with_a_way_out(serial_out, tmp_pa
 # ---- errors ------------------------------------------------------------------------------------------
 def test_unknown_policy_is_an_error(tmp_path, cache_dir):
     result = subprocess.run(
-        [sys.executable, str(REPO / "evaluate.py"), *tiny_args(tmp_path / "x", cache_dir, policies=["random", "no_such_policy"])],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "evaluate.py"),
+            *tiny_args(tmp_path / "x", cache_dir, policies=["random", "no_such_policy"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "unknown policy 'no_such_policy'" in result.stderr and "random" in result.stderr
@@ -271,12 +319,27 @@ CLASSES = ["road", "pole"]
 
 def fake_record(policy: str, source: str, seed: int, mious: list[float], pixels: list[list[int]]) -> dict:
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "segal-benchmark-run", "run_id": f"{policy}__seed{seed}",
-        "env_id": "SegAL-Synthetic-v0", "env_kwargs": {}, "policy": policy, "policy_source": source, "seed": seed,
-        "budgets": [10, 20, 30], "final_training": False, "class_names": CLASSES, "num_pools": 10, "wall_time_s": 1.0,
+        "schema_version": SCHEMA_VERSION,
+        "kind": "segal-benchmark-run",
+        "run_id": f"{policy}__seed{seed}",
+        "env_id": "SegAL-Synthetic-v0",
+        "env_kwargs": {},
+        "policy": policy,
+        "policy_source": source,
+        "seed": seed,
+        "budgets": [10, 20, 30],
+        "final_training": False,
+        "class_names": CLASSES,
+        "num_pools": 10,
+        "wall_time_s": 1.0,
         "entries": [
-            {"budget": b, "test_miou": m, "test_per_class_iou": [m + 0.1, m - 0.1], "reward_set_miou": m + 0.05,
-             "labeled_pixels_per_class": px}
+            {
+                "budget": b,
+                "test_miou": m,
+                "test_per_class_iou": [m + 0.1, m - 0.1],
+                "reward_set_miou": m + 0.05,
+                "labeled_pixels_per_class": px,
+            }
             for b, m, px in zip([10, 20, 30], mious, pixels)
         ],
     }
@@ -314,7 +377,9 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     assert random_curve["budgets"] == [10, 20, 30] and random_curve["n_seeds"] == [2, 2, 2]
     assert random_curve["test_miou_mean"] == pytest.approx([0.31, 0.41, 0.51])
     assert random_curve["test_miou_std"] == pytest.approx([math.sqrt(2) * 0.01] * 3)  # sample std of (x, x + 0.02)
-    assert summary["curves"]["entropy"]["test_miou_std"] == pytest.approx([0.0, math.sqrt(2) * 0.01, math.sqrt(2) * 0.01])
+    assert summary["curves"]["entropy"]["test_miou_std"] == pytest.approx(
+        [0.0, math.sqrt(2) * 0.01, math.sqrt(2) * 0.01]
+    )
     assert summary["curves"]["agent"]["reward_set_miou_mean"] == pytest.approx([0.46, 0.64, 0.66])
     assert summary["per_class_iou"]["agent"]["30"]["mean"] == pytest.approx([0.71, 0.51])
     assert summary["labeled_pixels"]["agent"]["30"]["fraction"] == pytest.approx([0.6, 0.4])
@@ -339,7 +404,9 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     assert fixed_rows["random"]["regions_to_target"] == pytest.approx(24.0)  # 0.41 at 20 -> 0.51 at 30
     assert fixed_rows["entropy"]["regions_to_target"] == pytest.approx(entropy_regions)
     assert fixed_rows["agent"]["regions_to_target"] == pytest.approx(agent_regions)
-    assert fixed_rows["agent"]["saving_percent"] == pytest.approx(100 * (entropy_regions - agent_regions) / entropy_regions)
+    assert fixed_rows["agent"]["saving_percent"] == pytest.approx(
+        100 * (entropy_regions - agent_regions) / entropy_regions
+    )
     assert fixed_rows["random"]["saving_percent"] == pytest.approx(100 * (entropy_regions - 24.0) / entropy_regions)
 
     tables = agg.csv_tables(summary)
@@ -353,8 +420,13 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     assert "not reached (> 30)" in report and "+38.9%" in report
 
     plots = make_plots(summary, tmp_path)
-    assert set(plots.values()) == {"miou_vs_regions.png", "reward_set_miou_vs_regions.png", "per_class_iou_30.png",
-                                   "class_distribution_30.png", "headline_regions_to_target.png"}
+    assert set(plots.values()) == {
+        "miou_vs_regions.png",
+        "reward_set_miou_vs_regions.png",
+        "per_class_iou_30.png",
+        "class_distribution_30.png",
+        "headline_regions_to_target.png",
+    }
     for name in plots.values():
         assert (tmp_path / name).stat().st_size > 1000
     assert not list(tmp_path.glob(".*.tmp"))

@@ -1,4 +1,5 @@
 """Candidate pools and actions (segal_env.pools): disjoint unlabeled pools, validated picks, random references."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 Every run shares the session's pre-training cache (conftest), so the starting networks are trained once.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,12 +15,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
 
-import train  # noqa: E402
-from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
-from experiments import training  # noqa: E402
 import segal_env  # noqa: E402
+from experiments import training  # noqa: E402
 from experiments.provenance import provenance  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
+
+import train  # noqa: E402
+from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,7 +79,15 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
     run(tmp_path, cache_dir, "--timesteps", "4", "--checkpoint-freq", "4", "--no-compare", "--no-progress-bar")
     assert (tmp_path / "run" / "checkpoints" / "BatchDQN_4_steps.zip").is_file()
     result = run(
-        tmp_path, cache_dir, "--timesteps", "12", "--checkpoint-freq", "4", "--resume", "--no-compare", "--no-progress-bar"
+        tmp_path,
+        cache_dir,
+        "--timesteps",
+        "12",
+        "--checkpoint-freq",
+        "4",
+        "--resume",
+        "--no-compare",
+        "--no-progress-bar",
     )
     assert result == {}
     out = tmp_path / "run"
@@ -138,16 +148,36 @@ def test_key_values_parse_json_and_python_literals_the_same_way_in_both_scripts(
 
 
 def test_freeze_bn_false_on_the_command_line_unfreezes_batchnorm(tmp_path, cache_dir):
-    train.main(["--out", str(tmp_path / "run"), *tiny_env_kwargs(cache_dir), "freeze_bn=False",
-                "--timesteps", "4", "--no-compare", "--no-progress-bar"])
+    train.main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            *tiny_env_kwargs(cache_dir),
+            "freeze_bn=False",
+            "--timesteps",
+            "4",
+            "--no-compare",
+            "--no-progress-bar",
+        ]
+    )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["env_kwargs"]["freeze_bn"] is False
 
 
 def test_dqn_gets_one_pool(tmp_path, cache_dir):
     comparison = run(
-        tmp_path, cache_dir, "--algo", "DQN", "--timesteps", "16", "--eval-episodes", "1",
-        "--algo-kwargs", "learning_starts=4", "--no-progress-bar", num_pools=None,
+        tmp_path,
+        cache_dir,
+        "--algo",
+        "DQN",
+        "--timesteps",
+        "16",
+        "--eval-episodes",
+        "1",
+        "--algo-kwargs",
+        "learning_starts=4",
+        "--no-progress-bar",
+        num_pools=None,
     )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["env_kwargs"]["num_pools"] == 1 and config["env_resolved"]["num_pools"] == 1
@@ -158,7 +188,9 @@ def test_dqn_gets_one_pool(tmp_path, cache_dir):
 
 @pytest.mark.parametrize("algo", ["PPO", "MaskablePPO"])
 def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
-    comparison = run(tmp_path, cache_dir, "--algo", algo, "--episodes", "2", "--eval-episodes", "1", "--no-progress-bar")
+    comparison = run(
+        tmp_path, cache_dir, "--algo", algo, "--episodes", "2", "--eval-episodes", "1", "--no-progress-bar"
+    )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["policy"] == "MultiInputPolicy" and config["total_timesteps"] == 8 and config["num_timesteps"] >= 8
     assert config["algo_kwargs_used"]["n_steps"] == 8
@@ -171,8 +203,22 @@ def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path
     """Test-mode budget 16 = 4 steps of 4 picks; training 8 steps evaluated every 4: two evaluations."""
     # BatchDQN is evaluated on pools of another size than it trains on, as in the paper (N=20 -> N=10)
     other_pools = ["--eval-env-kwargs", "pool_size=2"] if algo == "BatchDQN" else []
-    comparison = run(tmp_path, cache_dir, "--algo", algo, "--timesteps", "8", "--eval-freq", "4",
-                     "--eval-freq-episodes", "1", "--eval-episodes", "1", "--no-progress-bar", *other_pools)
+    comparison = run(
+        tmp_path,
+        cache_dir,
+        "--algo",
+        algo,
+        "--timesteps",
+        "8",
+        "--eval-freq",
+        "4",
+        "--eval-freq-episodes",
+        "1",
+        "--eval-episodes",
+        "1",
+        "--no-progress-bar",
+        *other_pools,
+    )
     out = tmp_path / "run"
     record = json.loads((out / "evaluations.json").read_text())
     assert [e["timesteps"] for e in record["evaluations"]] == [4, 8]
@@ -188,15 +234,28 @@ def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path
 
 def test_same_episodes_at_every_evaluation(tmp_path, cache_dir):
     """Re-seeding before each evaluation: a policy that does not learn scores identically every time."""
-    run(tmp_path, cache_dir, "--timesteps", "12", "--eval-freq", "4", "--eval-freq-episodes", "1", "--no-compare",
-        "--no-progress-bar", "--algo-kwargs", "learning_starts=100")  # never updated
+    run(
+        tmp_path,
+        cache_dir,
+        "--timesteps",
+        "12",
+        "--eval-freq",
+        "4",
+        "--eval-freq-episodes",
+        "1",
+        "--no-compare",
+        "--no-progress-bar",
+        "--algo-kwargs",
+        "learning_starts=100",
+    )  # never updated
     returns = [e["returns"] for e in json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]]
     assert len(returns) == 3 and returns[0] == returns[1] == returns[2]
 
 
 def test_run_configuration_is_typed_and_recorded_as_given(tmp_path):
     args = training.build_parser().parse_args(
-        ["--out", str(tmp_path / "x"), "--algo", "PPO", "--episodes", "3", "--env-kwargs", "lr=0.01", "--no-compare"])
+        ["--out", str(tmp_path / "x"), "--algo", "PPO", "--episodes", "3", "--env-kwargs", "lr=0.01", "--no-compare"]
+    )
     config = training.resolve_config(args, ["--algo", "PPO"])
     assert isinstance(config, training.RunConfig) and isinstance(config.out, Path)
     assert config.algo == "PPO" and config.env_kwargs == {"lr": 0.01, "device": "auto"} and not config.compare
@@ -212,6 +271,10 @@ def test_provenance_names_segal_python_torch_and_device():
     import torch
 
     stamp = provenance("cuda:1")
-    assert stamp == {"segal": segal_env.__version__, "python": platform.python_version(), "torch": torch.__version__,
-                     "device": "cuda:1"}
+    assert stamp == {
+        "segal": segal_env.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": "cuda:1",
+    }
     assert provenance()["device"] is None

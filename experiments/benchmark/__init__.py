@@ -9,6 +9,7 @@
 
 See docs/benchmark.md.
 """
+
 from experiments.benchmark.aggregate import load_results, regions_to_reach, saving_percent, summarize
 from experiments.benchmark.backends import ProcessBackend, RayBackend, SerialBackend, make_backend
 from experiments.benchmark.runner import SCHEMA_VERSION, RunSpec, run_episode

@@ -15,6 +15,7 @@ A folder written before segal recorded every setting (records without ``env_sett
 runs cannot be shown to match; start a new ``--out``, delete the folder, or rebuild its tables with
 ``--aggregate-only``.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -39,14 +40,22 @@ START_MIOU_TOLERANCE = 1e-3  # the starting D_R mIoU may move in the last digits
 
 
 def old_folder_message(out: Path, what: str) -> str:
-    return (f"{what} was written by an older segal that did not record every env setting, so a resume cannot "
-            f"check that new runs would match it: use another --out, delete {out}, or rebuild its tables "
-            "with --aggregate-only")
+    return (
+        f"{what} was written by an older segal that did not record every env setting, so a resume cannot "
+        f"check that new runs would match it: use another --out, delete {out}, or rebuild its tables "
+        "with --aggregate-only"
+    )
 
 
 def _manifest_config(config: Config) -> dict:
-    return comparable_config({"env_id": config.env_id, "env_kwargs": config.env_kwargs, "budgets": config.budgets,
-                              "final_training": config.final_training})
+    return comparable_config(
+        {
+            "env_id": config.env_id,
+            "env_kwargs": config.env_kwargs,
+            "budgets": config.budgets,
+            "final_training": config.final_training,
+        }
+    )
 
 
 def prepare_out(config: Config) -> dict:
@@ -88,10 +97,19 @@ def prepare_out(config: Config) -> dict:
     order += sorted(p for p in policies if p not in order)
     seeds = sorted(set(manifest.get("seeds", [])) | set(config.seeds))
     manifest = {
-        "schema_version": SCHEMA_VERSION, "kind": "segal-benchmark", "config": wanted, "env_settings": settings,
-        "env_id": config.env_id, "env_kwargs": config.env_kwargs, "budgets": config.budgets,
-        "final_training": config.final_training, "policies": policies, "policy_order": order, "seeds": seeds,
-        "notes": config.notes, "updated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": SCHEMA_VERSION,
+        "kind": "segal-benchmark",
+        "config": wanted,
+        "env_settings": settings,
+        "env_id": config.env_id,
+        "env_kwargs": config.env_kwargs,
+        "budgets": config.budgets,
+        "final_training": config.final_training,
+        "policies": policies,
+        "policy_order": order,
+        "seeds": seeds,
+        "notes": config.notes,
+        "updated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(manifest, manifest_path)
     return manifest
@@ -112,8 +130,10 @@ def split_finished(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list
         if record is not None and is_complete(record):
             differences = settings_differences(comparable_config(record), comparable_config(spec.to_dict()))
             if differences:
-                raise UsageError(f"{path} is a result of another configuration ({describe_differences(differences)}); "
-                                 "use another --out")
+                raise UsageError(
+                    f"{path} is a result of another configuration ({describe_differences(differences)}); "
+                    "use another --out"
+                )
             if record.get("policy_source") != spec.policy_source or record.get("policy_sha256") != spec.policy_sha256:
                 raise UsageError(
                     f"{path} was produced by {record.get('policy_source')} (sha256 {record.get('policy_sha256')}), "

@@ -1,5 +1,6 @@
 """What a benchmark runs: the protocol presets (paper budgets, CPU scale, --quick) and the resolution of the
 command line into a ``Config`` and one ``RunSpec`` per (policy, seed)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -28,41 +30,60 @@ PAPER_BUDGETS = {
 }
 
 # without a GPU, the paper-sized configurations take days: these keep the protocol and shrink the scale
-CPU_DEFAULTS = {
+CPU_DEFAULTS: dict[str, dict[str, Any]] = {
     "camvid": {
         "env_kwargs": {"scale": 0.25, "region_size": [18, 20], "num_pools": 12},
         "budgets": [120, 180, 240, 300, 360, 480],
         "why": "no GPU: CamVid at scale 0.25 (90x120 images), 18x20 regions (30 per image; the paper's 90x80 "
-               "scaled by 0.25 does not tile), K=12 pools, budgets divided by 4 (120..480 instead of 480..1920)",
+        "scaled by 0.25 does not tile), K=12 pools, budgets divided by 4 (120..480 instead of 480..1920)",
     },
     "cityscapes": {
         "env_kwargs": {"scale": 0.25, "region_size": [32, 32], "num_pools": 48},
         "budgets": [240, 480, 960, 1920, 3840],
         "why": "no GPU: Cityscapes at scale 0.25 (256x512 images), 32x32 regions (the paper's 128x128 scaled), "
-               "K=48 pools, budgets divided by 8 (240..3840 instead of 1920..30720)",
+        "K=48 pools, budgets divided by 8 (240..3840 instead of 1920..30720)",
     },
 }
 
 # --quick: a smoke-sized benchmark that finishes in a few minutes on a 2-core CPU
-QUICK = {
+QUICK: dict[str, dict[str, Any]] = {
     # the preset data set and roles (a starting network weak enough that labels still help, strong
     # enough that they do: ~25% test mIoU), fewer train images, pre-training capped at 20 epochs
     # (about a minute, once: cached), 6 candidates per pool, 4 MC-dropout samples for BALD
     "synthetic": {
-        "env_kwargs": {"dataset_kwargs": {"n_train": 120}, "num_pools": 8, "pool_size": 6, "pretrain_steps": 200,
-                       "mc_samples": 4},
+        "env_kwargs": {
+            "dataset_kwargs": {"n_train": 120},
+            "num_pools": 8,
+            "pool_size": 6,
+            "pretrain_steps": 200,
+            "mc_samples": 4,
+        },
         "budgets": [16, 32, 48, 64],
         "seeds": 2,
     },
     "camvid": {
-        "env_kwargs": {"scale": 0.25, "region_size": [18, 20], "num_pools": 12, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30}, "pretrain_steps": 200, "mc_samples": 4},
+        "env_kwargs": {
+            "scale": 0.25,
+            "region_size": [18, 20],
+            "num_pools": 12,
+            "pool_size": 5,
+            "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30},
+            "pretrain_steps": 200,
+            "mc_samples": 4,
+        },
         "budgets": [24, 48, 72],
         "seeds": 2,
     },
     "cityscapes": {
-        "env_kwargs": {"scale": 0.125, "region_size": [32, 32], "num_pools": 16, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30, "d_v": 60}, "pretrain_steps": 80, "mc_samples": 4},
+        "env_kwargs": {
+            "scale": 0.125,
+            "region_size": [32, 32],
+            "num_pools": 16,
+            "pool_size": 5,
+            "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30, "d_v": 60},
+            "pretrain_steps": 80,
+            "mc_samples": 4,
+        },
         "budgets": [32, 64, 96],
         "seeds": 2,
     },
@@ -99,8 +120,10 @@ def check_budgets(budgets: list[int], num_pools: int) -> list[int]:
     bad = [b for b in budgets if b % num_pools]
     if bad:
         fixed = sorted({max(num_pools, round(b / num_pools) * num_pools) for b in budgets})
-        raise UsageError(f"--budgets {bad} are not multiples of num_pools={num_pools} (each step labels one region per "
-                         f"pool); e.g. --budgets {' '.join(map(str, fixed))}")
+        raise UsageError(
+            f"--budgets {bad} are not multiples of num_pools={num_pools} (each step labels one region per "
+            f"pool); e.g. --budgets {' '.join(map(str, fixed))}"
+        )
     return budgets
 
 
@@ -133,7 +156,9 @@ def default_budgets(config: EnvConfig, budget: int | None = None) -> list[int]:
     """The paper's budgets for CamVid / Cityscapes, else five even steps up to ``budget`` (default: the
     preset test budget); multiples of K."""
     k, top = config.num_pools, budget or config.budget
-    budgets = PAPER_BUDGETS.get(config.dataset) or [top * i / 5 for i in range(1, 6)]
+    budgets: list[float] = [float(b) for b in PAPER_BUDGETS.get(config.dataset, [])] or [
+        top * i / 5 for i in range(1, 6)
+    ]
     return sorted({max(k, int(round(b / k)) * k) for b in budgets})
 
 
@@ -158,7 +183,9 @@ def parse_policies(items: list[str]) -> dict[str, str]:
             label = label or path.stem
         label = sanitize_label(label)
         if label in policies and policies[label] != source:
-            raise UsageError(f"two policies are labelled {label!r} ({policies[label]} and {source}); name them with label=path")
+            raise UsageError(
+                f"two policies are labelled {label!r} ({policies[label]} and {source}); name them with label=path"
+            )
         policies[label] = source
     return policies
 
@@ -168,7 +195,9 @@ def resolve_config(args: argparse.Namespace) -> Config:
     user_kwargs = parse_env_kwargs(args.env_kwargs)
     controlled = sorted(set(user_kwargs) & set(CONTROLLED_KWARGS) - {"budget"})
     if controlled:
-        raise UsageError(f"env kwargs {controlled} are set by the benchmark (test mode, --budgets, --final-training); drop them")
+        raise UsageError(
+            f"env kwargs {controlled} are set by the benchmark (test mode, --budgets, --final-training); drop them"
+        )
     dataset = dataset_of(args.env, user_kwargs)
     env_kwargs: dict = {}
     budgets = args.budgets
@@ -184,8 +213,10 @@ def resolve_config(args: argparse.Namespace) -> Config:
         if budgets is None:
             budgets = quick.get("budgets")
             budget_steps = quick.get("budget_steps")
-        notes.append(f"--quick: small configuration for a smoke benchmark ({json.dumps(quick['env_kwargs'], sort_keys=True)}); "
-                     "numbers are not comparable with full runs")
+        notes.append(
+            f"--quick: small configuration for a smoke benchmark ({json.dumps(quick['env_kwargs'], sort_keys=True)}); "
+            "numbers are not comparable with full runs"
+        )
     elif on_cpu and dataset in CPU_DEFAULTS and "scale" not in user_kwargs:
         cpu = CPU_DEFAULTS[dataset]
         env_kwargs.update(cpu["env_kwargs"])
@@ -198,11 +229,15 @@ def resolve_config(args: argparse.Namespace) -> Config:
     user_budget = env_kwargs.pop("budget", None)
     env_config = resolve_test_mode(dataset, env_kwargs)
     if budgets is None:
-        budgets = ([env_config.num_pools * s for s in budget_steps] if budget_steps
-                   else default_budgets(env_config, user_budget))
+        budgets = (
+            [env_config.num_pools * s for s in budget_steps]
+            if budget_steps
+            else default_budgets(env_config, user_budget)
+        )
     budgets = check_budgets(budgets, env_config.num_pools)  # the env checks them against the pool size
-    env_config = dataclasses.replace(env_config, budget=budgets[-1], eval_budgets=budgets,
-                                     final_training=bool(args.final_training))
+    env_config = dataclasses.replace(
+        env_config, budget=budgets[-1], eval_budgets=budgets, final_training=bool(args.final_training)
+    )
     seeds_count = DEFAULT_SEEDS if seeds is None else int(seeds)
     if seeds_count < 1:
         raise UsageError("--seeds must be >= 1")
@@ -215,12 +250,23 @@ def resolve_config(args: argparse.Namespace) -> Config:
         threads = args.threads or max(1, int(math.floor(args.ray_cpus)))
     else:
         threads = args.threads or 1
-    out = Path(args.out) if args.out else Path("results") / (sanitize_label(args.env.lower()) + ("-quick" if args.quick else ""))
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results") / (sanitize_label(args.env.lower()) + ("-quick" if args.quick else ""))
+    )
     return Config(
-        env_id=args.env, env_kwargs=env_kwargs, policies=parse_policies(policies),
-        seeds=list(range(args.first_seed, args.first_seed + seeds_count)), budgets=budgets,
-        final_training=bool(args.final_training), device=args.device, threads=int(threads), out=out,
-        env_config=env_config, notes=notes,
+        env_id=args.env,
+        env_kwargs=env_kwargs,
+        policies=parse_policies(policies),
+        seeds=list(range(args.first_seed, args.first_seed + seeds_count)),
+        budgets=budgets,
+        final_training=bool(args.final_training),
+        device=args.device,
+        threads=int(threads),
+        out=out,
+        env_config=env_config,
+        notes=notes,
     )
 
 
@@ -228,8 +274,18 @@ def make_specs(config: Config) -> list[RunSpec]:
     """Seed-major order: the first seed of every policy finishes first (early comparable results)."""
     hashes = {label: None if source in BASELINES else file_sha256(source) for label, source in config.policies.items()}
     return [
-        RunSpec(env_id=config.env_id, env_kwargs=config.env_kwargs, policy=label, policy_source=source, seed=seed,
-                budgets=config.budgets, final_training=config.final_training, device=config.device,
-                torch_threads=config.threads, policy_sha256=hashes[label])
-        for seed in config.seeds for label, source in config.policies.items()
+        RunSpec(
+            env_id=config.env_id,
+            env_kwargs=config.env_kwargs,
+            policy=label,
+            policy_source=source,
+            seed=seed,
+            budgets=config.budgets,
+            final_training=config.final_training,
+            device=config.device,
+            torch_threads=config.threads,
+            policy_sha256=hashes[label],
+        )
+        for seed in config.seeds
+        for label, source in config.policies.items()
     ]

@@ -8,6 +8,7 @@ Identical starting conditions per seed: every policy gets a fresh environment bu
 kwargs, ``reset(seed=seed)`` (the same cached starting network and the same first candidate pools),
 and ``make_agent(policy, env, seed=seed)`` (only "random" draws from that seed).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -27,6 +28,7 @@ import segal_env  # noqa: F401 - registers the SegAL ids
 from agents import make_agent
 from experiments.episodes import play_episode
 from experiments.provenance import provenance
+from segal_env import SegALEnv
 from segal_env.config import EnvConfig
 
 SCHEMA_VERSION = 1
@@ -151,7 +153,7 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
     env = _make_env(spec)
     try:
         _, info = env.reset(seed=spec.seed)
-        base = env.unwrapped
+        base: SegALEnv = env.unwrapped  # type: ignore[assignment]
         for label, source in check_policies or []:
             try:
                 make_agent(source, base, seed=spec.seed, device=spec.device)
@@ -161,10 +163,9 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
             "class_names": [str(c) for c in base.class_names],
             "num_pools": base.config.num_pools,
             "pool_size": base.config.pool_size,
-            "start_reward_set_miou": float(info["miou"]),
+            "start_reward_set_miou": float(info["miou"]),  # a fingerprint of the cached starting network
             "device": str(getattr(base, "device", spec.device)),
             "env_settings": env_settings(base.config),
-            "start_reward_set_miou": float(info["miou"]),
         }
     finally:
         env.close()
@@ -200,12 +201,14 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
     started, wall0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     env = _make_env(spec)
     try:
-        base = env.unwrapped
+        base: SegALEnv = env.unwrapped  # type: ignore[assignment]
         agent = make_agent(spec.policy_source, base, seed=spec.seed, device=spec.device)
         num_pools = base.config.num_pools
         steps = base.config.steps_per_episode  # the env's budget is the largest of the (sorted) budgets
         budgets = list(spec.budgets)
-        notify({"event": "start", "run": spec.run_id, "step": 0, "steps": steps, "labeled": 0, "next_budget": budgets[0]})
+        notify(
+            {"event": "start", "run": spec.run_id, "step": 0, "steps": steps, "labeled": 0, "next_budget": budgets[0]}
+        )
         trace: dict[str, list] = {"regions_labeled": [], "reward_set_miou": [], "reward": [], "step_time_s": []}
         entries: list[dict] = []
 
@@ -272,8 +275,17 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             "host": socket.gethostname(),
             "versions": provenance(getattr(base, "device", spec.device)),
         }
-        notify({"event": "done", "run": spec.run_id, "step": step, "steps": steps, "labeled": labeled,
-                "test_miou": entries[-1]["test_miou"], "wall_time_s": record["wall_time_s"]})
+        notify(
+            {
+                "event": "done",
+                "run": spec.run_id,
+                "step": step,
+                "steps": steps,
+                "labeled": labeled,
+                "test_miou": entries[-1]["test_miou"],
+                "wall_time_s": record["wall_time_s"],
+            }
+        )
         return record
     finally:
         env.close()

@@ -25,6 +25,7 @@ Modules, one concern each: :mod:`~experiments.training.config` (the command line
 :mod:`~experiments.training.comparison` (the envs and the comparison with the baselines),
 :mod:`~experiments.training.run` (``main``: wires them).
 """
+
 from experiments.training.algorithm import algorithm_defaults, policy_and_kwargs
 from experiments.training.comparison import BASELINES_TO_COMPARE, compare, comparison_table
 from experiments.training.config import (

@@ -1,5 +1,6 @@
 """The algorithm of a train.py run: its defaults for short runs, building or resuming it, and the learning loop
 (checkpoints, periodic evaluation, Ctrl-C)."""
+
 from __future__ import annotations
 
 import sys
@@ -37,7 +38,9 @@ def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
     return {}  # BatchDQN: its own defaults, measured for this env (docs/dqn.md)
 
 
-def policy_and_kwargs(algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int) -> tuple[str, dict[str, Any]]:
+def policy_and_kwargs(
+    algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int
+) -> tuple[str, dict[str, Any]]:
     """The policy alias and the full keyword arguments (train.py defaults < --algo-kwargs)."""
     kwargs = {**algorithm_defaults(algo, steps), **algo_kwargs}
     if algo == "BatchDQN":
@@ -49,8 +52,13 @@ def policy_and_kwargs(algo: str, algo_kwargs: dict[str, Any], flat_policy: bool,
 
 def create_model(config: RunConfig, env: gym.Env, policy: str, kwargs: dict[str, Any]) -> BaseAlgorithm:
     return ALGORITHMS[config.algo](
-        policy, env, seed=config.seed, device=config.device, verbose=config.verbose,
-        tensorboard_log=str(config.tensorboard_dir), **kwargs,
+        policy,
+        env,
+        seed=config.seed,
+        device=config.device,
+        verbose=config.verbose,
+        tensorboard_log=str(config.tensorboard_dir),
+        **kwargs,
     )
 
 
@@ -67,7 +75,9 @@ def load_checkpoint(config: RunConfig, env: gym.Env, path) -> BaseAlgorithm:
     return model
 
 
-def train(config: RunConfig, model: BaseAlgorithm, total_timesteps: int, eval_env: gym.Env | None = None) -> BaseAlgorithm:
+def train(
+    config: RunConfig, model: BaseAlgorithm, total_timesteps: int, eval_env: gym.Env | None = None
+) -> BaseAlgorithm:
     """Learn until ``model.num_timesteps`` reaches ``total_timesteps`` (continuing when resumed); with
     ``--eval-freq``, evaluate periodically on ``eval_env`` (a test-mode env)."""
     remaining = total_timesteps - model.num_timesteps
@@ -76,18 +86,29 @@ def train(config: RunConfig, model: BaseAlgorithm, total_timesteps: int, eval_en
         return model
     callbacks: list[BaseCallback] = []
     if config.checkpoint_freq:
-        callbacks.append(AtomicCheckpointCallback(
-            save_freq=max(config.checkpoint_freq // model.n_envs, 1),
-            save_path=str(checkpoint_dir(config.out)),
-            name_prefix=config.algo,
-            save_replay_buffer=True,
-            verbose=config.verbose,
-        ))
+        callbacks.append(
+            AtomicCheckpointCallback(
+                save_freq=max(config.checkpoint_freq // model.n_envs, 1),
+                save_path=str(checkpoint_dir(config.out)),
+                name_prefix=config.algo,
+                save_replay_buffer=True,
+                verbose=config.verbose,
+            )
+        )
     if config.eval_freq:
-        callbacks.append(periodic_evaluation(
-            model, eval_env, config.out, config.eval_freq, config.eval_freq_episodes, PERIODIC_EVAL_SEED,
-            config.eval_patience, resume=config.resume, verbose=config.verbose,
-        ))
+        callbacks.append(
+            periodic_evaluation(
+                model,
+                eval_env,
+                config.out,
+                config.eval_freq,
+                config.eval_freq_episodes,
+                PERIODIC_EVAL_SEED,
+                config.eval_patience,
+                resume=config.resume,
+                verbose=config.verbose,
+            )
+        )
     try:
         model.learn(
             total_timesteps=remaining,

@@ -1,5 +1,6 @@
 """After training: the trained agent (greedy) against the baselines on the same held-out test episodes, and
 the environments train.py builds (training env, test-mode comparison / evaluation env)."""
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,12 @@ def make_env(env_id: str, env_kwargs: dict[str, Any], algo: str) -> gym.Env:
 def env_summary(env: gym.Env) -> dict[str, Any]:
     """The env's resolved settings (``env.unwrapped.config``) plus what the data decided (for config.json)."""
     base: Any = env.unwrapped
-    return {**base.config.to_dict(), "steps_per_episode": base.config.steps_per_episode,
-            "num_classes": base.num_classes, "resolved_device": str(base.device)}
+    return {
+        **base.config.to_dict(),
+        "steps_per_episode": base.config.steps_per_episode,
+        "num_classes": base.num_classes,
+        "resolved_device": str(base.device),
+    }
 
 
 def eval_env_kwargs(config: RunConfig, train_env: gym.Env) -> dict[str, Any]:
@@ -65,7 +70,10 @@ def compare(config: RunConfig, model_path: Path, train_env: gym.Env) -> dict[str
     policies = {config.algo: (make_agent(model_path, agent_env, seed=config.seed, device=config.device), agent_env)}
     best = config.out / "best_model.zip"
     if config.eval_freq and best.is_file():  # --eval-freq's pick, chosen on the reward set of other episodes
-        policies[f"{config.algo} (best)"] = (make_agent(best, agent_env, seed=config.seed, device=config.device), agent_env)
+        policies[f"{config.algo} (best)"] = (
+            make_agent(best, agent_env, seed=config.seed, device=config.device),
+            agent_env,
+        )
     for name in BASELINES_TO_COMPARE:
         policies[name] = (make_agent(name, base_env, seed=config.seed), base_env)
     rows: dict[str, dict[str, Any]] = {}

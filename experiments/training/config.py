@@ -3,6 +3,7 @@
 ``resolve_config`` turns the parsed options into a ``RunConfig``; everything downstream reads its fields,
 and ``RunConfig.to_dict()`` is what config.json records.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,9 @@ DEFAULT_ALGO = "BatchDQN"
 DEFAULT_TIMESTEPS = 300
 DEFAULT_EVAL_EPISODES = 3
 DEFAULT_EVAL_SEED = 10_000
-PERIODIC_EVAL_SEED = 20_000  # --eval-freq's episodes: not the comparison's, so choosing the best model does not favour it there
+PERIODIC_EVAL_SEED = (
+    20_000  # --eval-freq's episodes: not the comparison's, so choosing the best model does not favour it there
+)
 
 
 @dataclass
@@ -84,61 +87,98 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--env", default=DEFAULT_ENV_ID, help=f"registered SegAL env id (default {DEFAULT_ENV_ID})")
     parser.add_argument(
-        "--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+        "--env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
         help="env keyword arguments; values are parsed as JSON when possible "
         "(e.g. data_root=../shared/data/camvid scale=0.5 region_size=[45,40])",
     )
     parser.add_argument(
-        "--eval-env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+        "--eval-env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
         help="overrides for the comparison env only (it gets --env-kwargs plus mode=test)",
     )
     parser.add_argument("--algo", default=DEFAULT_ALGO, help=f"one of {', '.join(ALGORITHMS)} (default {DEFAULT_ALGO})")
     parser.add_argument(
-        "--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+        "--algo-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
         help="keyword arguments of the algorithm (JSON values), e.g. learning_rate=3e-4 buffer_size=50",
     )
     parser.add_argument(
-        "--flat-policy", action="store_true",
+        "--flat-policy",
+        action="store_true",
         help="PPO/A2C/MaskablePPO/DQN: plain MultiInputPolicy (flattens each obs entry) instead of "
         "MultiInputPolicy with agents.RegionSetExtractor",
     )
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--timesteps", type=int, help=f"total env steps (default {DEFAULT_TIMESTEPS})")
-    length.add_argument("--episodes", type=int, help="total training episodes (env steps = episodes x budget / num_pools)")
+    length.add_argument(
+        "--episodes", type=int, help="total training episodes (env steps = episodes x budget / num_pools)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the algorithm and the training env (default 0)")
     parser.add_argument("--out", type=Path, help="output directory (default runs/<env>-<algo>-seed<seed>)")
     parser.add_argument(
-        "--checkpoint-freq", type=int, default=0, metavar="N",
+        "--checkpoint-freq",
+        type=int,
+        default=0,
+        metavar="N",
         help="save model (+ replay buffer for off-policy algorithms) every N env steps; 0 = never",
     )
     parser.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue from the newest checkpoint in --out (replay buffer included) up to the same total timesteps",
     )
     parser.add_argument(
-        "--eval-episodes", type=int, default=DEFAULT_EVAL_EPISODES,
+        "--eval-episodes",
+        type=int,
+        default=DEFAULT_EVAL_EPISODES,
         help=f"test episodes per policy in the comparison (default {DEFAULT_EVAL_EPISODES})",
     )
     parser.add_argument(
-        "--eval-seed", type=int, default=DEFAULT_EVAL_SEED,
+        "--eval-seed",
+        type=int,
+        default=DEFAULT_EVAL_SEED,
         help=f"comparison episode i is reset with seed EVAL_SEED + i, for every policy (default {DEFAULT_EVAL_SEED})",
     )
     parser.add_argument("--no-compare", action="store_true", help="skip the comparison with the baselines")
     parser.add_argument(
-        "--eval-freq", type=int, default=0, metavar="N",
+        "--eval-freq",
+        type=int,
+        default=0,
+        metavar="N",
         help="evaluate the greedy agent every N env steps on a test-mode env (SB3's EvalCallback; the same "
         f"episodes each time, seeds {PERIODIC_EVAL_SEED}+i), keep the best mean return (reward-set gain) in "
         "best_model.zip and every evaluation in evaluations.json; 0 = never (default)",
     )
-    parser.add_argument("--eval-freq-episodes", type=int, default=2, metavar="K",
-                        help="episodes per periodic evaluation (default 2)")
-    parser.add_argument("--eval-patience", type=int, default=0, metavar="P",
-                        help="with --eval-freq: stop after P evaluations without a better mean return; 0 = never stop early")
-    parser.add_argument("--device", default="auto", help="torch device of the agent and (unless --env-kwargs sets it) the env (default auto)")
+    parser.add_argument(
+        "--eval-freq-episodes", type=int, default=2, metavar="K", help="episodes per periodic evaluation (default 2)"
+    )
+    parser.add_argument(
+        "--eval-patience",
+        type=int,
+        default=0,
+        metavar="P",
+        help="with --eval-freq: stop after P evaluations without a better mean return; 0 = never stop early",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device of the agent and (unless --env-kwargs sets it) the env (default auto)",
+    )
     parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS) before anything runs")
     parser.add_argument("--no-progress-bar", action="store_true", help="hide the training progress bar")
     parser.add_argument(
-        "--verbose", type=int, nargs="?", const=1, default=0,
+        "--verbose",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
         help="0 quiet, 1 SB3 logs + pre-training progress, 2 debug",
     )
     return parser
@@ -168,7 +208,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for name in ("timesteps", "episodes", "eval_episodes", "threads"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "eval_episodes" else 1):
-            raise ValueError(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'eval_episodes' else 'positive'}, got {value}")
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be {'>= 0' if name == 'eval_episodes' else 'positive'}, got {value}"
+            )
 
 
 def resolve_config(args: argparse.Namespace, argv: list[str] | None = None) -> RunConfig:

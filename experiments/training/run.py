@@ -1,4 +1,5 @@
 """``python train.py``: build the envs and the algorithm from a ``RunConfig``, train, save, compare."""
+
 from __future__ import annotations
 
 import sys
@@ -78,9 +79,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     eval_env = None
     if config.eval_freq:
-        eval_env = Monitor(make_env(config.env_id, eval_env_kwargs(config, env), config.algo),
-                           str(out / "eval_monitor.csv"), info_keywords=("miou", "test_miou"),
-                           override_existing=not config.resume)
+        eval_env = Monitor(
+            make_env(config.env_id, eval_env_kwargs(config, env), config.algo),
+            str(out / "eval_monitor.csv"),
+            info_keywords=("miou", "test_miou"),
+            override_existing=not config.resume,
+        )
     started = time.perf_counter()
     model = train(config, model, total, eval_env)
     if eval_env is not None:
@@ -89,7 +93,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model_path = out / "model.zip"
     save_model(model, model_path)
     print(f"trained {model.num_timesteps} env steps in {train_seconds:.0f} s; saved {model_path}", flush=True)
-    atomic_write_json({**record, "train_seconds": train_seconds, "num_timesteps": model.num_timesteps}, out / "config.json")
+    atomic_write_json(
+        {**record, "train_seconds": train_seconds, "num_timesteps": model.num_timesteps}, out / "config.json"
+    )
 
     if not config.compare or config.eval_episodes == 0:
         env.close()
