@@ -50,8 +50,11 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     out = tmp_path / "run"
     assert (out / "model.zip").is_file()
     assert list((out / "tb").rglob("events.out.tfevents.*")), "no tensorboard event file"
-    assert (out / "checkpoints" / "BatchDQN_8_steps.zip").is_file()
-    assert (out / "checkpoints" / "BatchDQN_replay_buffer_4_steps.pkl").is_file()
+    assert (out / "checkpoints" / "BatchDQN_8_steps.zip").is_file() and (
+        out / "checkpoints" / "BatchDQN_4_steps.zip"
+    ).is_file()
+    assert (out / "checkpoints" / "BatchDQN_replay_buffer_8_steps.pkl").is_file()
+    assert not (out / "checkpoints" / "BatchDQN_replay_buffer_4_steps.pkl").exists()  # only the newest buffer stays
 
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "BatchDQN" and config["policy"] == "RegionQPolicy"
@@ -98,7 +101,7 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
     # the buffer saved at 12 steps holds the 4 steps of the first run + the 8 new ones
     with open(out / "checkpoints" / "BatchDQN_replay_buffer_12_steps.pkl", "rb") as handle:
         buffer = pickle.load(handle)
-    assert buffer.pos == 12
+    assert buffer.pos == 12 and buffer.actions.shape[0] == 12  # the filled part only
     assert len(list((out / "tb").iterdir())) == 1, "a resumed run keeps logging into the same tensorboard run"
 
 

@@ -12,7 +12,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents import ALGORITHMS, RegionSetExtractor
-from experiments.checkpoints import AtomicCheckpointCallback, checkpoint_dir, replay_buffer_path, save_checkpoint
+from experiments.checkpoints import (
+    AtomicCheckpointCallback,
+    checkpoint_dir,
+    load_replay_buffer,
+    replay_buffer_path,
+    save_checkpoint,
+)
 from experiments.evaluation import periodic_evaluation
 from experiments.training.config import PERIODIC_EVAL_SEED, RunConfig
 
@@ -71,7 +77,7 @@ def load_checkpoint(config: RunConfig, env: gym.Env, path) -> BaseAlgorithm:
     # episodes (env seeds) and exploration draws of its start
     model.set_random_seed(config.seed + model.num_timesteps)
     if isinstance(model, OffPolicyAlgorithm) and replay_buffer_path(path).is_file():
-        model.load_replay_buffer(replay_buffer_path(path))
+        load_replay_buffer(model, replay_buffer_path(path))
     return model
 
 
