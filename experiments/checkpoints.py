@@ -75,7 +75,9 @@ def trimmed_buffer(buffer: ReplayBuffer) -> ReplayBuffer:
     for name, value in vars(buffer).items():
         if _is_stored(value, capacity):
             names.append(name)
-            setattr(trimmed, name, {k: v[:filled] for k, v in value.items()} if isinstance(value, dict) else value[:filled])
+            setattr(
+                trimmed, name, {k: v[:filled] for k, v in value.items()} if isinstance(value, dict) else value[:filled]
+            )
     setattr(trimmed, TRIMMED, (capacity, filled, tuple(names)))
     return trimmed
 

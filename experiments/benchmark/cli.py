@@ -16,8 +16,16 @@ from experiments.benchmark.backends import make_backend
 from experiments.benchmark.manifest import check_resolved, prepare_out, split_finished
 from experiments.benchmark.plots import make_plots
 from experiments.benchmark.progress import BenchmarkProgress
-from experiments.benchmark.protocol import DEFAULT_POLICIES, DEFAULT_SEEDS, UsageError, make_specs, resolve_config
+from experiments.benchmark.protocol import (
+    DEFAULT_POLICIES,
+    DEFAULT_SEEDS,
+    Config,
+    UsageError,
+    make_specs,
+    resolve_config,
+)
 from experiments.benchmark.runner import RunSpec, result_path
+from experiments.folder_lock import FolderBusy, FolderLock
 from segal_env import DEFAULT_ENV_ID, ENV_IDS
 from segal_env.storage import atomic_write_json, atomic_write_text
 
@@ -179,6 +187,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, console: Console) -> int:
     config = resolve_config(args)
+    if args.aggregate_only and not config.out.is_dir():
+        console.print(f"no complete results in {config.out}/runs yet: nothing to aggregate")
+        return 1
+    lock = FolderLock(config.out, "evaluate.py")
+    try:
+        lock.acquire()
+    except FolderBusy as error:
+        raise UsageError(str(error)) from None
+    try:
+        note = lock.stale_note()
+        if note:
+            console.print(f"[note] {note}", markup=False)
+        return _run(args, config, console)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, config: Config, console: Console) -> int:
+    """The benchmark proper, with the output folder locked (``experiments.folder_lock``)."""
     if args.aggregate_only:
         manifest_path = config.out / "benchmark.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}

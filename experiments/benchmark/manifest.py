@@ -89,7 +89,9 @@ def prepare_out(config: Config) -> dict:
                 )
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in runs_dir.glob(".*.tmp.json"):  # torn writes of a killed process (segal_env.storage.atomic_write)
+    # torn writes of a killed process (segal_env.storage.atomic_write): safe to remove, since the caller holds
+    # the folder's lock (experiments.folder_lock), so no live writer is behind any of them
+    for leftover in runs_dir.glob(".*.tmp.json"):
         leftover.unlink(missing_ok=True)
     policies = {**manifest.get("policies", {}), **config.policies}
     order = [p for p in manifest.get("policy_order", []) if p in policies]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import warnings
@@ -13,10 +14,11 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents import ALGORITHMS
 from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_model
+from experiments.folder_lock import FolderBusy, FolderLock
 from experiments.provenance import provenance
 from experiments.training.algorithm import create_model, load_checkpoint, policy_and_kwargs, train
 from experiments.training.comparison import compare, comparison_table, env_summary, eval_env_kwargs, make_env
-from experiments.training.config import build_parser, resolve_config
+from experiments.training.config import RunConfig, build_parser, resolve_config
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -28,6 +30,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         config = resolve_config(args, sys.argv[1:] if argv is None else argv)
     except ValueError as error:
         parser.error(str(error))
+    lock = FolderLock(config.out, "train.py")
+    try:
+        lock.acquire()
+    except FolderBusy as error:
+        parser.error(f"--out: {error}")
+    try:
+        note = lock.stale_note()
+        if note:
+            print(note, flush=True)
+        return _run(config, parser)
+    finally:
+        lock.release()
+
+
+def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The run proper, with ``config.out`` locked (``experiments.folder_lock``)."""
     warnings.filterwarnings("ignore", message="rich is experimental")  # SB3's rich progress bar
     if config.threads:
         torch.set_num_threads(config.threads)
