@@ -7,10 +7,10 @@ import pickle
 
 import numpy as np
 import pytest
+from test_batch_dqn import small_model
 
 from experiments import checkpoints
 from experiments.checkpoints import load_replay_buffer, newest_checkpoint, replay_buffer_path, save_checkpoint
-from test_batch_dqn import small_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

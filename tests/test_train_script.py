@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
 def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir):
     run(tmp_path, cache_dir, "--timesteps", "4", "--checkpoint-freq", "4", "--no-compare", "--no-progress-bar")
     assert (tmp_path / "run" / "checkpoints" / "BatchDQN_4_steps.zip").is_file()
+    time.sleep(1.0)  # a pause between the run and its resume, which the monitor's time column must span
     result = run(
         tmp_path,
         cache_dir,
@@ -103,6 +105,11 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
         buffer = pickle.load(handle)
     assert buffer.pos == 12 and buffer.actions.shape[0] == 12  # the filled part only
     assert len(list((out / "tb").iterdir())) == 1, "a resumed run keeps logging into the same tensorboard run"
+    # monitor.csv: one header, and the time column continues from the first run's start (SB3's t_start)
+    lines = (out / "monitor.csv").read_text().splitlines()
+    assert [line.startswith("#") for line in lines].count(True) == 1 and lines[1].startswith("r,l,t")
+    times = [float(line.split(",")[2]) for line in lines[2:]]
+    assert len(times) == 3 and times[1] >= times[0] + 1.0 and times == sorted(times)
 
 
 def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys):

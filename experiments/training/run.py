@@ -9,7 +9,6 @@ import warnings
 from typing import Any
 
 import torch
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents import ALGORITHMS
@@ -17,7 +16,14 @@ from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_mode
 from experiments.folder_lock import FolderBusy, FolderLock
 from experiments.provenance import provenance
 from experiments.training.algorithm import create_model, load_checkpoint, policy_and_kwargs, train
-from experiments.training.comparison import compare, comparison_table, env_summary, eval_env_kwargs, make_env
+from experiments.training.comparison import (
+    compare,
+    comparison_table,
+    env_summary,
+    eval_env_kwargs,
+    make_env,
+    monitored,
+)
 from experiments.training.config import RunConfig, build_parser, resolve_config
 from segal_env.storage import atomic_write_json, atomic_write_text
 
@@ -66,7 +72,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     total = config.total_timesteps(steps)
     policy, algo_kwargs = policy_and_kwargs(config.algo, config.algo_kwargs, config.flat_policy, steps)
     out.mkdir(parents=True, exist_ok=True)
-    env = Monitor(env, str(out / "monitor.csv"), info_keywords=("miou",), override_existing=not config.resume)
+    env = monitored(env, out / "monitor.csv", ("miou",), config.resume)
     print(
         f"{config.algo} on {config.env_id} for {total} env steps ({total / steps:g} episodes of {steps}); "
         f"output in {out}\n(the first reset pre-trains the starting segmentation net unless it is cached)",
@@ -97,11 +103,11 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
 
     eval_env = None
     if config.eval_freq:
-        eval_env = Monitor(
+        eval_env = monitored(
             make_env(config.env_id, eval_env_kwargs(config, env), config.algo),
-            str(out / "eval_monitor.csv"),
-            info_keywords=("miou", "test_miou"),
-            override_existing=not config.resume,
+            out / "eval_monitor.csv",
+            ("miou", "test_miou"),
+            config.resume,
         )
     started = time.perf_counter()
     model = train(config, model, total, eval_env)
