@@ -17,12 +17,14 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from .data import DATASET_NAMES
 from .finetuning import FINETUNE_SCHEDULES
@@ -217,6 +219,63 @@ _FROM_PRESETS = (
 _SCALED_PRESETS = ("region_size", "crop_size")
 
 
+# the allowed range of every number setting: (low, high, low inclusive, high inclusive); None = unbounded.
+# Every float must also be finite: reward_scale=nan would make every reward NaN without a word.
+NUMBER_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "scale": (0.0, None, False, False),
+    "reward_scale": (0.0, None, False, False),
+    "dropout": (0.0, 1.0, True, False),
+    "lr": (0.0, None, False, False),
+    "momentum": (0.0, 1.0, True, True),
+    "weight_decay": (0.0, None, True, False),
+    "max_grad_norm": (0.0, None, True, False),  # 0: no clipping
+    "pretrain_lr": (0.0, None, False, False),
+    "mc_samples": (1, None, True, False),
+}
+
+
+def _range_text(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if low_in else '>'} {low:g}")
+    if high is not None:
+        parts.append(f"{'<=' if high_in else '<'} {high:g}")
+    return " and ".join(parts) or "finite"
+
+
+def check_numbers(config: EnvConfig) -> None:
+    """Raise ValueError for a number setting that is not finite or out of its range (``NUMBER_RANGES``),
+    naming the key, the range and the value."""
+    for key, (low, high, low_in, high_in) in NUMBER_RANGES.items():
+        value = getattr(config, key)
+        if value is None:
+            continue
+        bad = not math.isfinite(value)
+        bad = bad or (low is not None and (value < low if low_in else value <= low))
+        bad = bad or (high is not None and (value > high if high_in else value >= high))
+        if bad:
+            raise ValueError(f"{key} must be a finite number {_range_text(low, high, low_in, high_in)}, got {value!r}")
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError naming ``device`` when it is not a torch device this machine has."""
+    text = str(device)
+    if text == "auto":
+        return
+    fix = "use device='auto' (CUDA when available, else the CPU) or device='cpu'"
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device={text!r} is not a torch device; {fix}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={text!r}, but torch sees no CUDA GPU on this machine; {fix}")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device={text!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s); {fix}")
+    elif parsed.type not in ("cpu", "mps"):
+        raise ValueError(f"device={text!r}: segal runs on the CPU or CUDA GPUs; {fix}")
+
+
 def _choice(key: str, value: Any, choices) -> None:
     if value not in choices:
         raise ValueError(f"{key} must be one of {sorted(choices)}, got {value!r}")
@@ -250,6 +309,8 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
         raise TypeError(f"unknown env keyword(s) {unknown}; valid: {', '.join(ENV_KEYWORDS)}")
     check_types(EnvConfig, settings, "env keyword")
     given = EnvConfig(**settings)
+    check_numbers(given)  # before any arithmetic: a NaN scale would fail in the preset scaling, unnamed
+    check_device(given.device)
     if given.dataset not in DATASET_NAMES:
         raise ValueError(f"unknown dataset '{given.dataset}'; choose from {sorted(DATASET_NAMES)}")
     if given.mode not in MODES:
@@ -296,7 +357,12 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
         )
     if config.num_pools < 1 or config.pool_size < 1:
         raise ValueError(f"num_pools and pool_size must be >= 1, got {config.num_pools} and {config.pool_size}")
-    if config.budget < 1 or config.budget % config.num_pools:
+    if config.budget < config.num_pools:
+        raise ValueError(
+            f"budget must be >= num_pools={config.num_pools} (each step labels one region per pool), got "
+            f"budget={config.budget}; e.g. budget={config.num_pools}"
+        )
+    if config.budget % config.num_pools:
         raise ValueError(
             f"budget {config.budget} is not a multiple of num_pools={config.num_pools} (each step labels one region "
             f"per pool); use e.g. budget={config.budget // config.num_pools * config.num_pools or config.num_pools}"

@@ -102,3 +102,58 @@ def test_dataset_names_live_in_one_place():
     from segal_env.presets import PRESETS
 
     assert set(PRESETS) == set(DATASET_NAMES) == set(ENV_IDS.values())
+
+
+# ---- values out of range: an error naming the key and the fix, before anything is built ----------------
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"reward_scale": float("nan")}, "reward_scale must be a finite number > 0, got nan"),
+        ({"reward_scale": float("inf")}, "reward_scale must be a finite number > 0, got inf"),
+        ({"lr": -1}, "lr must be a finite number > 0, got -1"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"pretrain_lr": 0.0}, "pretrain_lr must be a finite number > 0"),
+        ({"scale": float("nan")}, "scale must be a finite number > 0"),
+        ({"scale": 0}, "scale must be a finite number > 0"),
+        ({"dropout": 1.0}, "dropout must be a finite number >= 0 and < 1, got 1.0"),
+        ({"dropout": -0.1}, "dropout must be a finite number >= 0 and < 1"),
+        ({"momentum": 1.5}, "momentum must be a finite number >= 0 and <= 1"),
+        ({"weight_decay": -1e-4}, "weight_decay must be a finite number >= 0"),
+        ({"max_grad_norm": float("nan")}, "max_grad_norm must be a finite number >= 0"),
+        ({"mc_samples": 0, "extra_features": ["entropy"]}, "mc_samples must be a finite number >= 1, got 0"),
+        ({"budget": 0}, "budget must be >= num_pools=8 (each step labels one region per pool), got budget=0"),
+        ({"budget": -8}, "budget must be >= num_pools=8"),
+        ({"device": "tpu"}, "device='tpu' is not a torch device; use device='auto'"),
+        ({"device": "not a device"}, "device='not a device' is not a torch device"),
+    ],
+)
+def test_out_of_range_settings_name_the_key(settings, message):
+    from segal_env.config import resolve_env_config
+
+    with pytest.raises(ValueError) as error:
+        resolve_env_config(**settings)
+    assert message in str(error.value)
+
+
+def test_every_float_setting_has_a_range():
+    import dataclasses
+    import typing
+
+    from segal_env.config import NUMBER_RANGES
+
+    hints = typing.get_type_hints(EnvConfig)
+    floats = {f.name for f in dataclasses.fields(EnvConfig) if "float" in str(hints[f.name])}
+    assert floats <= set(NUMBER_RANGES), f"float settings without a range check: {floats - set(NUMBER_RANGES)}"
+
+
+def test_cuda_without_a_gpu_names_device(monkeypatch):
+    import torch
+
+    from segal_env.config import check_device, resolve_env_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=rf"device='{device}', but torch sees no CUDA GPU.*device='auto'.*'cpu'"):
+            resolve_env_config(device=device)
+    check_device("cpu")
+    check_device("auto")
