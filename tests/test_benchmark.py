@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -446,3 +448,28 @@ def test_aggregate_only_rebuilds_from_result_files(fake_results, tmp_path, capsy
 def test_budgets_that_are_not_multiples_of_the_pool_count_name_a_fix(tmp_path, capsys):
     assert main(["--budgets", "10", "20", "--out", str(tmp_path / "b")]) == 2
     assert "--budgets [10, 20] are not multiples of num_pools=8" in capsys.readouterr().err
+
+
+def test_kill_9_in_the_middle_then_rerun_gives_the_uninterrupted_tables(serial_out, tmp_path, cache_dir):
+    """A benchmark process killed with SIGKILL mid-way (no handler runs) and rerun ends with the same result
+    files and tables as a benchmark that was never interrupted."""
+    out = tmp_path / "killed"
+    args = tiny_args(out, cache_dir, "--no-plots")
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "evaluate.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "runs").glob("*.json")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finished = len(list((out / "runs").glob("*.json")))
+    assert 1 <= finished < 4, "the benchmark must be killed between its first and its last result"
+    assert main(args) == 0
+    assert numbers(out) == numbers(serial_out)
+    assert (out / "results.md").read_text() == (serial_out / "results.md").read_text()

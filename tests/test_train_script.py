@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, no
 
 import segal_env  # noqa: E402
 from experiments import training  # noqa: E402
+from experiments.checkpoints import newest_checkpoint  # noqa: E402
 from experiments.provenance import provenance  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
 
@@ -288,3 +291,48 @@ def test_provenance_names_segal_python_torch_and_device():
         "device": "cuda:1",
     }
     assert provenance()["device"] is None
+
+
+def test_kill_9_during_training_then_resume(tmp_path, cache_dir):
+    """train.py killed with SIGKILL after its first checkpoint (no handler runs): --resume continues from the
+    newest complete checkpoint to the same total, with its replay buffer, one monitor header and a time axis
+    that keeps counting."""
+    out = tmp_path / "run"
+    options = [
+        "--out",
+        str(out),
+        *tiny_env_kwargs(cache_dir),
+        "--checkpoint-freq",
+        "4",
+        "--no-compare",
+        "--no-progress-bar",
+        "--threads",
+        "1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *options, "--timesteps", "400"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        first = out / "checkpoints" / "BatchDQN_4_steps.zip"
+        while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    assert first.is_file() and not (out / "model.zip").exists(), "killed before its first checkpoint or after the end"
+    newest = newest_checkpoint(out, "BatchDQN", needs_buffer=True)
+    steps = int(newest.stem.split("_")[1])
+    train.main([*options, "--timesteps", str(steps + 8), "--resume"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["resumed_from"] == str(newest) and config["num_timesteps"] == steps + 8
+    with open(out / "checkpoints" / f"BatchDQN_replay_buffer_{steps + 8}_steps.pkl", "rb") as handle:
+        assert pickle.load(handle).pos == steps + 8  # the killed run's transitions up to its checkpoint + the new ones
+    assert [p.name for p in (out / "checkpoints").glob("*.pkl")] == [f"BatchDQN_replay_buffer_{steps + 8}_steps.pkl"]
+    lines = (out / "monitor.csv").read_text().splitlines()
+    assert [line.startswith("#") for line in lines].count(True) == 1
+    times = [float(line.split(",")[2]) for line in lines[2:]]
+    assert times == sorted(times)
