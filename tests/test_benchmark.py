@@ -282,6 +282,12 @@ def test_unknown_policy_is_an_error(tmp_path, cache_dir):
     assert not (tmp_path / "x" / "runs").exists()  # nothing ran
 
 
+def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path, capsys):
+    assert main(["--device", "tpu", "--out", str(tmp_path / "b")]) == 2
+    assert "--device: device='tpu' is not a torch device; use device='auto'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
 def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(RuntimeError, match=r"\.\[ray\]"):

@@ -137,6 +137,9 @@ def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys)
         (["--eval-env-kwargs", "lr=fast"], "--eval-env-kwargs: env keyword 'lr' must be float or None, got 'fast'"),
         (["--eval-patience", "2"], "--eval-patience needs --eval-freq"),
         (["--eval-freq", "-1"], "--eval-freq must be >= 0"),
+        (["--device", "tpu"], "--device: device='tpu' is not a torch device; use device='auto'"),
+        (["--env-kwargs", "reward_scale=NaN"], "reward_scale must be a finite number > 0, got nan"),
+        (["--env-kwargs", "budget=0", "num_pools=4"], "budget must be >= num_pools=4"),
     ],
 )
 def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, message):

@@ -18,7 +18,7 @@ import segal_env  # noqa: F401 - registers the SegAL ids
 from agents.baselines import BASELINES
 from agents.loading import saved_model_path
 from experiments.benchmark.runner import CONTROLLED_KWARGS, RunSpec, file_sha256, sanitize_label
-from segal_env.config import EnvConfig, parse_env_settings, resolve_env_config
+from segal_env.config import EnvConfig, check_device, parse_env_settings, resolve_env_config
 
 DEFAULT_POLICIES = ["random", "entropy", "bald"]
 DEFAULT_SEEDS = 3
@@ -203,6 +203,11 @@ def resolve_config(args: argparse.Namespace) -> Config:
     budgets = args.budgets
     seeds = args.seeds
     policies = args.policies or list(DEFAULT_POLICIES)
+    if args.ray is None:  # Ray tasks may run where this driver's machine has no GPU: their envs check there
+        try:
+            check_device(args.device)
+        except ValueError as error:
+            raise UsageError(f"--device: {error}") from None
     gpu = torch.cuda.is_available() or (args.ray is not None and args.ray_gpus > 0)
     on_cpu = args.device == "cpu" or (not args.device.startswith("cuda") and not gpu)
     budget_steps = None

@@ -18,7 +18,7 @@ import gymnasium as gym
 import segal_env
 from agents import ALGORITHMS
 from segal_env import DEFAULT_ENV_ID
-from segal_env.config import parse_env_settings, parse_key_values
+from segal_env.config import check_device, parse_env_settings, parse_key_values
 
 DEFAULT_ALGO = "BatchDQN"
 # Sized for <= 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md): with the
@@ -223,6 +223,10 @@ def resolve_config(args: argparse.Namespace, argv: list[str] | None = None) -> R
     if args.algo not in ALGORITHMS:
         raise ValueError(f"--algo: unknown algorithm {args.algo!r}; choose from {', '.join(ALGORITHMS)}")
     _check_numbers(args)
+    try:
+        check_device(args.device)  # the agent's device, and the env's unless --env-kwargs sets one
+    except ValueError as error:
+        raise ValueError(f"--device: {error}") from None
 
     env_kwargs = parse_env_settings(args.env_kwargs, "--env-kwargs")
     eval_overrides = parse_env_settings(args.eval_env_kwargs, "--eval-env-kwargs")
