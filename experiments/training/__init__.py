@@ -22,7 +22,8 @@ code 2 and an argparse-style message.
 
 Modules, one concern each: :mod:`~experiments.training.config` (the command line and the typed
 ``RunConfig``), :mod:`~experiments.training.algorithm` (defaults, build / resume, the learning loop),
-:mod:`~experiments.training.comparison` (the envs and the comparison with the baselines),
+:mod:`~experiments.training.envs` (the training and test-mode envs, their monitor files),
+:mod:`~experiments.training.comparison` (the comparison with the baselines),
 :mod:`~experiments.training.run` (``main``: wires them).
 """
 

@@ -16,15 +16,9 @@ from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_mode
 from experiments.folder_lock import FolderBusy, FolderLock
 from experiments.provenance import provenance
 from experiments.training.algorithm import create_model, load_checkpoint, policy_and_kwargs, train
-from experiments.training.comparison import (
-    compare,
-    comparison_table,
-    env_summary,
-    eval_env_kwargs,
-    make_env,
-    monitored,
-)
+from experiments.training.comparison import compare, comparison_table
 from experiments.training.config import RunConfig, build_parser, resolve_config
+from experiments.training.envs import env_summary, eval_env_kwargs, make_env, monitored
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
