@@ -7,19 +7,24 @@ refusal can say who holds the folder. Everything a command does to its folder (r
 that a killed writer left, updating the manifest) happens under the lock, so it never touches the files
 of a live writer.
 
-POSIX only (``fcntl``); on a network file system without ``flock`` support the lock may not hold.
+POSIX (``fcntl``); on a network file system without ``flock`` support the lock may not hold, and where
+``fcntl`` does not exist (Windows) the owner is recorded but nothing is locked.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import json
 import os
 import socket
 import sys
 from pathlib import Path
 from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".segal.lock"
 
@@ -63,7 +68,8 @@ class FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole command
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = self._read_owner(handle)
             handle.close()
@@ -97,7 +103,8 @@ class FolderLock:
         handle, self._handle = self._handle, None
         handle.seek(0)
         handle.truncate()  # an empty file: nobody holds the folder
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
 
     def stale_note(self) -> str | None:
