@@ -1,5 +1,6 @@
 """Agents for SegAL: the batch-mode DQN of Casanova et al. (2020), heuristic baselines, and
 adapters that let SB3's own algorithms (PPO, A2C, MaskablePPO, DQN) act on the region-set env."""
+
 from agents.baselines import (
     BASELINES,
     BALDBaseline,

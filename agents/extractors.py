@@ -7,6 +7,7 @@ embeddings stay in pool order, so the action head can still map candidate (k, n)
 
     PPO("MultiInputPolicy", env, policy_kwargs=dict(features_extractor_class=RegionSetExtractor))
 """
+
 from __future__ import annotations
 
 import torch as th

@@ -11,10 +11,12 @@ import numpy as np
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.baselines import BASELINES, RegionScoreBaseline
 from agents.batch_dqn import BatchDQN
+from agents.batch_dqn.policies import GATE_FEATURES
 from agents.oracle import LookaheadOracle
 
 # policies that read the true labels (upper bounds for benchmarks): make_agent builds them only on an env
@@ -77,6 +79,75 @@ class MaskedPredictor:
 
 
 def _load_model(path: Path, env: gym.Env | VecEnv, device: str) -> BaseAlgorithm:
+    """Load a saved agent against ``env``; every failure becomes one ValueError naming the file, the
+    policy that saved it and what differs (``load_failure_message``)."""
+    try:
+        return _load_model_unchecked(path, env, device)
+    except Exception as error:  # noqa: BLE001 - re-raised with the file, the policy and the setting named
+        raise ValueError(load_failure_message(path, env, error)) from error
+
+
+# what decides each dimension of the observation (segal_env.layout.FeatureLayout, SegALEnv's spaces)
+_CLASSES = "the number of classes (another data set or class mapping)"
+_STATE_REGIONS = "the state set's region count (role_sizes['d_s'], region_size or scale)"
+
+
+def _saved_policy(path: Path) -> tuple[str, dict[str, Any] | None]:
+    """('BatchDQN / RegionQPolicy', the saved observation space's shapes) as far as the file can be read."""
+    data = load_from_zip_file(path, load_data=True, device="cpu")[0] or {}
+    policy_class = data.get("policy_class")
+    policy = getattr(policy_class, "__name__", None) or "unknown policy"
+    algorithm = detect_algorithm(path)
+    label = f"{algorithm.__name__} / {policy}" if algorithm is not None else policy
+    space = data.get("observation_space")
+    shapes = {key: tuple(sub.shape) for key, sub in space.spaces.items()} if isinstance(space, gym.spaces.Dict) else None
+    return label, shapes
+
+
+def _space_differences(saved: dict[str, tuple[int, ...]], env: gym.Env | VecEnv) -> list[str]:
+    """The env settings behind each observation dimension that differs between the saved agent and ``env``."""
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Dict):
+        return []
+    current = {key: tuple(sub.shape) for key, sub in space.spaces.items()}
+    if set(saved) != set(current):
+        return [f"observation keys {sorted(saved)} in the file, {sorted(current)} in this env"]
+    differences = []
+    if "labeled_class_fraction" in saved and saved["labeled_class_fraction"] != current["labeled_class_fraction"]:
+        differences.append(f"{_CLASSES}: {saved['labeled_class_fraction'][0]} -> {current['labeled_class_fraction'][0]}")
+    if "state" in saved and "candidates" in saved:
+        saved_extras = saved["candidates"][-1] - saved["state"][-1] - GATE_FEATURES
+        extras = current["candidates"][-1] - current["state"][-1] - GATE_FEATURES
+        if saved_extras != extras:
+            names = list(feature_layout(env).extras)
+            differences.append(f"extra_features: the agent was trained with {saved_extras} extra feature(s), this env "
+                               f"has {extras} ({names}); create the env with the agent's extra_features")
+        if saved["state"][0] != current["state"][0]:
+            differences.append(f"{_STATE_REGIONS}: {saved['state'][0]} -> {current['state'][0]} regions")
+        if saved["candidates"][:2] != current["candidates"][:2]:
+            (k0, n0), (k1, n1) = saved["candidates"][:2], current["candidates"][:2]
+            differences.append(f"num_pools / pool_size: {k0} x {n0} -> {k1} x {n1} (only BatchDQN acts on other pool "
+                               "counts and sizes; give this env the training pools)")
+    return differences
+
+
+def load_failure_message(path: Path, env: gym.Env | VecEnv, error: BaseException) -> str:
+    """Why ``path`` cannot act in ``env``, naming the file, the policy and the env setting that differs."""
+    reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    try:
+        policy, saved = _saved_policy(path)
+    except Exception as unreadable:  # noqa: BLE001 - zipfile.BadZipFile, KeyError, EOFError, pickle errors, ...
+        detail = str(unreadable).strip() or type(unreadable).__name__
+        return (f"cannot load the saved agent {path}: the file is not a complete SB3 model zip ({detail}); "
+                "it may be truncated or corrupt: save or copy it again")
+    differences = _space_differences(saved, env) if saved else []
+    if differences:
+        return (f"cannot load the saved agent {path} ({policy}) into this env; it was trained with other "
+                f"settings: {'; '.join(differences)}")
+    return f"cannot load the saved agent {path} ({policy}) into this env: {reason}"
+
+
+def _load_model_unchecked(path: Path, env: gym.Env | VecEnv, device: str) -> BaseAlgorithm:
     algorithm = detect_algorithm(path)
     # BatchDQN's weights do not depend on the pool count/size: adopt the env's spaces (e.g. N=10 at test)
     spaces_of_env: dict[str, Any] = {"observation_space": env.observation_space, "action_space": env.action_space}

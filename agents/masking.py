@@ -3,6 +3,7 @@
 A candidate is valid where ``action_mask > 0.5`` (the env masks empty pool slots). ``masked_argmax``
 takes numpy arrays (baselines, SB3's predict) or torch tensors (the Q-network, on its device).
 """
+
 from __future__ import annotations
 
 from typing import Any, TypeVar

@@ -1,4 +1,5 @@
 """Adapters that let SB3's stock algorithms run on the SegAL action space."""
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -18,6 +18,7 @@ training-time option (a reward) is scored on the same held-out episodes as the d
 Each training seed's result is written as it finishes (``<out>/seed<k>.json``) and reused by a rerun
 with the same settings, so an interrupted run resumes. The table goes to ``<out>.md`` / ``<out>.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-
-import segal_env  # noqa: F401  (registers the ids)
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 
+import segal_env  # noqa: F401  (registers the ids)
 from agents import ALGORITHMS, BatchDQN, make_agent
 from agents.loading import MaskedPredictor
 from experiments.benchmark.aggregate import mean_se, mean_std, paired_difference
@@ -50,7 +50,9 @@ def episode_gains(agent, env: gym.Env, seeds: list[int], reference=None) -> tupl
     def compare_pick(obs, action, reward, info) -> None:
         agreement.append(action == reference.predict(obs, deterministic=True)[0])
 
-    episodes = [play_episode(agent, env, seed, on_step=compare_pick if reference is not None else None) for seed in seeds]
+    episodes = [
+        play_episode(agent, env, seed, on_step=compare_pick if reference is not None else None) for seed in seeds
+    ]
     return [e.gain_points for e in episodes], (float(np.mean(agreement)) if agreement else float("nan"))
 
 
@@ -66,12 +68,13 @@ def resolved_algorithm(env: gym.Env, algo_kwargs: dict) -> dict:
 def train_seed(env_id: str, env_kwargs: dict, algo: str, algo_kwargs: dict, seed: int, timesteps: int, n_envs: int = 1):
     """``algo`` trained for ``timesteps`` env steps (summed over ``n_envs`` envs) on the train mode of ``env_id``,
     with train.py's policy and defaults; returned with SB3's ``predict`` (MaskablePPO reads the obs' masks)."""
+
     def make() -> gym.Env:
         return gym.make(env_id, mode="train", **env_kwargs)
 
     env = make() if n_envs == 1 else make_vec_env(make, n_envs=n_envs, seed=seed)
     steps = env.get_attr("config")[0].steps_per_episode if n_envs > 1 else env.unwrapped.config.steps_per_episode
-    policy, kwargs = policy_and_kwargs({"algo": algo, "algo_kwargs": algo_kwargs, "flat_policy": False}, steps)
+    policy, kwargs = policy_and_kwargs(algo, algo_kwargs, False, steps)
     model = ALGORITHMS[algo](policy, env, seed=seed, device="cpu", **kwargs).learn(timesteps)
     return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model
 
@@ -80,12 +83,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="SegAL-Synthetic-v0")
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--train-env-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="env keyword arguments for training only (on top of --env-kwargs)")
-    parser.add_argument("--algo", default="BatchDQN", choices=["BatchDQN", "MaskablePPO"],
-                        help="the learner (MaskablePPO: train.py's defaults, the permutation-aware set extractor)")
-    parser.add_argument("--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="the algorithm's keyword arguments")
-    parser.add_argument("--n-envs", type=int, default=1, help="envs stepped together (SB3 VecEnv); timesteps count all of them")
+    parser.add_argument(
+        "--train-env-kwargs",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env keyword arguments for training only (on top of --env-kwargs)",
+    )
+    parser.add_argument(
+        "--algo",
+        default="BatchDQN",
+        choices=["BatchDQN", "MaskablePPO"],
+        help="the learner (MaskablePPO: train.py's defaults, the permutation-aware set extractor)",
+    )
+    parser.add_argument(
+        "--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="the algorithm's keyword arguments"
+    )
+    parser.add_argument(
+        "--n-envs", type=int, default=1, help="envs stepped together (SB3 VecEnv); timesteps count all of them"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--timesteps", type=int, default=300)
     parser.add_argument("--eval-episodes", type=int, default=6)
@@ -100,8 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
     algo_kwargs = parse_key_values(args.algo_kwargs, "--algo-kwargs")
     episode_seeds = [args.eval_seed + i for i in range(args.eval_episodes)]
     eval_env = gym.make(args.env, mode="train", **env_kwargs)
-    settings = {"env": args.env, "env_kwargs": env_kwargs, "algo_kwargs": algo_kwargs, "timesteps": args.timesteps,
-                "episode_seeds": episode_seeds, "threads": args.threads}
+    settings = {
+        "env": args.env,
+        "env_kwargs": env_kwargs,
+        "algo_kwargs": algo_kwargs,
+        "timesteps": args.timesteps,
+        "episode_seeds": episode_seeds,
+        "threads": args.threads,
+    }
     if args.algo == "BatchDQN":
         settings["resolved_algorithm"] = resolved_algorithm(eval_env, algo_kwargs)
     # only when not the default, so the stored seeds of earlier runs stay reusable
@@ -143,9 +165,12 @@ def main(argv: list[str] | None = None) -> dict:
         }
         atomic_write_json(record, path)
         per_seed.append(record)
-        print(f"seed {seed}: agent {np.mean(gains):+.2f}, "
-              + ", ".join(f"- {n} {d['mean']:+.2f} +- {d['se']:.2f} SE" for n, d in record["minus"].items())
-              + f", picks = entropy's {100 * agreement:.0f}%, trained in {train_seconds:.0f} s", flush=True)
+        print(
+            f"seed {seed}: agent {np.mean(gains):+.2f}, "
+            + ", ".join(f"- {n} {d['mean']:+.2f} +- {d['se']:.2f} SE" for n, d in record["minus"].items())
+            + f", picks = entropy's {100 * agreement:.0f}%, trained in {train_seconds:.0f} s",
+            flush=True,
+        )
 
     agent_means = [float(np.mean(r["agent_gains"])) for r in per_seed]
     summary = {
@@ -158,23 +183,34 @@ def main(argv: list[str] | None = None) -> dict:
     }
     lines = [
         f"{args.algo} on {args.env} train mode, {args.timesteps} training steps"
-        + (f" ({args.n_envs} envs)" if args.n_envs != 1 else "") + f", algo kwargs {json.dumps(algo_kwargs)}, "
+        + (f" ({args.n_envs} envs)" if args.n_envs != 1 else "")
+        + f", algo kwargs {json.dumps(algo_kwargs)}, "
         f"env kwargs {json.dumps(env_kwargs)}"
         + (f", training env kwargs {json.dumps(train_env_kwargs)}" if train_env_kwargs != env_kwargs else "")
         + f"; held-out episodes {episode_seeds} (paired); D_R gain per episode in points",
         "",
-        "| training seed | agent | " + " | ".join(f"agent - {n} (SE)" for n in baselines) + " | picks = entropy's | train (s) |",
+        "| training seed | agent | "
+        + " | ".join(f"agent - {n} (SE)" for n in baselines)
+        + " | picks = entropy's | train (s) |",
         "|---|---:|" + "---:|" * len(baselines) + "---:|---:|",
     ]
     for r in per_seed:
         cells = " | ".join(f"{r['minus'][n]['mean']:+.2f} ({r['minus'][n]['se']:.2f})" for n in baselines)
-        lines.append(f"| {r['seed']} | {np.mean(r['agent_gains']):+.2f} | {cells} | "
-                     f"{100 * r['picks_equal_to_entropy']:.0f}% | {r['train_seconds']:.0f} |")
+        lines.append(
+            f"| {r['seed']} | {np.mean(r['agent_gains']):+.2f} | {cells} | "
+            f"{100 * r['picks_equal_to_entropy']:.0f}% | {r['train_seconds']:.0f} |"
+        )
     over = summary["minus_over_seeds"]
-    lines.append(f"| mean over seeds (SE over seeds) | {summary['agent']['mean']:+.2f} | "
-                 + " | ".join(f"{over[n]['mean']:+.2f} ({over[n]['se']:.2f})" for n in baselines) + " | | |")
-    lines += ["", "Baselines on the same episodes: "
-              + ", ".join(f"{n} {v['mean']:+.2f} +- {v['sd']:.2f} (sd)" for n, v in summary["baselines"].items())]
+    lines.append(
+        f"| mean over seeds (SE over seeds) | {summary['agent']['mean']:+.2f} | "
+        + " | ".join(f"{over[n]['mean']:+.2f} ({over[n]['se']:.2f})" for n in baselines)
+        + " | | |"
+    )
+    lines += [
+        "",
+        "Baselines on the same episodes: "
+        + ", ".join(f"{n} {v['mean']:+.2f} +- {v['sd']:.2f} (sd)" for n, v in summary["baselines"].items()),
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write_json(summary, f"{args.out}.json")

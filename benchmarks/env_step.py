@@ -7,6 +7,7 @@ of a step spent outside model forward/backward passes (the overhead this code ow
 
 Prints a table and writes it to --out (JSON + markdown, atomically). Policy: random valid picks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,7 @@ def model_timer(env):
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 spent["seconds"] += time.perf_counter() - start
+
         return wrapper
 
     originals = (model.forward, model.mc_mutual_information, torch.Tensor.backward)
@@ -92,8 +94,12 @@ def bench(env_id: str, steps: int, seed: int, **kwargs) -> dict:
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| env | image | regions | K x N | model | median step (s) | fine-tune | reward | features | other | outside model | construction, warm cache (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| env | image | regions | K x N | model | median step (s) | fine-tune | reward | features | other | outside model | construction, warm cache (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         b = r["median_breakdown_s"]
         lines.append(
@@ -125,10 +131,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(bench("SegAL-Synthetic-v0", args.steps, args.seed, **common))
     if args.camvid:
         scale = args.camvid_scale
-        rows.append(bench(
-            "SegAL-CamVid-v0", args.steps, args.seed, data_root=args.camvid, scale=scale,
-            region_size=[int(90 * scale), int(80 * scale)], **common,
-        ))
+        rows.append(
+            bench(
+                "SegAL-CamVid-v0",
+                args.steps,
+                args.seed,
+                data_root=args.camvid,
+                scale=scale,
+                region_size=[int(90 * scale), int(80 * scale)],
+                **common,
+            )
+        )
     header = (
         f"env step benchmark, device {args.device}, torch threads {torch.get_num_threads()}, "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}"

@@ -6,6 +6,7 @@ self CPU time, so a speed-up can aim at what costs. Results go to --out (JSON + 
 
     python benchmarks/finetune_profile.py                    # synthetic preset, torch's default threads
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,17 +48,34 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = (time.perf_counter() - started) / args.updates
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    rows = [{"op": e.key, "share": e.self_cpu_time_total / total, "ms_per_update": e.self_cpu_time_total / 1e3 / args.updates}
-            for e in events[: args.top]]
+    rows = [
+        {
+            "op": e.key,
+            "share": e.self_cpu_time_total / total,
+            "ms_per_update": e.self_cpu_time_total / 1e3 / args.updates,
+        }
+        for e in events[: args.top]
+    ]
     result = {
         "command": "python benchmarks/finetune_profile.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "env": args.env, "model": u.config.model, "batch_size": batch, "image_size": list(images.shape[-2:]),
-        "threads": torch.get_num_threads(), "updates": args.updates, "seconds_per_update_profiled": seconds, "ops": rows,
+        "env": args.env,
+        "model": u.config.model,
+        "batch_size": batch,
+        "image_size": list(images.shape[-2:]),
+        "threads": torch.get_num_threads(),
+        "updates": args.updates,
+        "seconds_per_update_profiled": seconds,
+        "ops": rows,
     }
-    lines = [f"`{result['command']}`", "",
-             f"{u.config.model}, batch {batch} of {images.shape[-2]}x{images.shape[-1]} images, {result['threads']} torch "
-             f"thread(s): {1e3 * seconds:.1f} ms per update under the profiler", "",
-             "| operator | share of self CPU time | ms per update |", "|---|---:|---:|"]
+    lines = [
+        f"`{result['command']}`",
+        "",
+        f"{u.config.model}, batch {batch} of {images.shape[-2]}x{images.shape[-1]} images, {result['threads']} torch "
+        f"thread(s): {1e3 * seconds:.1f} ms per update under the profiler",
+        "",
+        "| operator | share of self CPU time | ms per update |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {r['op']} | {100 * r['share']:.1f}% | {r['ms_per_update']:.1f} |" for r in rows]
     atomic_write_json(result, f"{args.out}.json")
     atomic_write_text("\n".join(lines) + "\n", f"{args.out}.md")

@@ -9,6 +9,7 @@ gain of each episode (final - starting D_R mIoU). Results go to --out (JSON + ma
 
 With --max-steps an episode stops early; the markdown also shows the D_R mIoU after every step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for policy in args.policies:
             agent = make_agent(policy, env, seed=0)
             started = time.perf_counter()
-            trajectories = [play_episode(agent, env, seed, args.max_steps).miou_trajectory for seed in range(args.seeds)]
-            rows.append({"setting": setting, "policy": policy, "start_miou": trajectories[0][0],
-                         "gains": [t[-1] - t[0] for t in trajectories], "trajectories": trajectories,
-                         "seconds": time.perf_counter() - started})
+            trajectories = [
+                play_episode(agent, env, seed, args.max_steps).miou_trajectory for seed in range(args.seeds)
+            ]
+            rows.append(
+                {
+                    "setting": setting,
+                    "policy": policy,
+                    "start_miou": trajectories[0][0],
+                    "gains": [t[-1] - t[0] for t in trajectories],
+                    "trajectories": trajectories,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
-    lines = [f"{args.env} mode={args.mode} {json.dumps(common)}", "",
-             "| setting | policy | starting mIoU | mIoU gain per episode | D_R mIoU (%) after each step, first seed |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {json.dumps(r['setting'])} | {r['policy']} | {r['start_miou']:.4f} | "
-              f"{', '.join(f'{g:+.4f}' for g in r['gains'])} | {' '.join(f'{100 * m:.1f}' for m in r['trajectories'][0])} |"
-              for r in rows]
+    lines = [
+        f"{args.env} mode={args.mode} {json.dumps(common)}",
+        "",
+        "| setting | policy | starting mIoU | mIoU gain per episode | D_R mIoU (%) after each step, first seed |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {json.dumps(r['setting'])} | {r['policy']} | {r['start_miou']:.4f} | "
+        f"{', '.join(f'{g:+.4f}' for g in r['gains'])} | {' '.join(f'{100 * m:.1f}' for m in r['trajectories'][0])} |"
+        for r in rows
+    ]
     atomic_write_json(rows, f"{args.out}.json")
     atomic_write_text("\n".join(lines) + "\n", f"{args.out}.md")
     print("\n".join(lines))

@@ -47,6 +47,8 @@ VARIANTS = {
     "swa": dict(start="current", average=0.5, repeats=1, seed="episode"),
     "start": dict(start="start", average=0.0, repeats=1, seed="episode"),
     "start+swa": dict(start="start", average=0.5, repeats=1, seed="episode"),
+    "start+fixed": dict(start="start", average=0.0, repeats=1, seed="fixed"),
+    "start+fixed x3": dict(start="start", average=0.0, repeats=3, seed="fixed"),
     "start+swa+fixed": dict(start="start", average=0.5, repeats=1, seed="fixed"),
     "start+swa+fixed x3": dict(start="start", average=0.5, repeats=3, seed="fixed"),
     "swa+fixed": dict(start="current", average=0.5, repeats=1, seed="fixed"),
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--sections", nargs="+", default=["eval", "policies", "reward"], choices=["eval", "policies", "reward"])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                        default=["paper", "swa", "start+swa", "start+swa+fixed", "start+swa+fixed x3", "swa+fixed"],
+                        default=["paper", "start", "start+fixed"],
                         help="scorings of the policies section")
     parser.add_argument("--eval-variants", nargs="+", choices=list(VARIANTS),
                         default=["paper", "swa", "start", "start+swa", "swa+fixed x3", "start+swa+fixed x3"],

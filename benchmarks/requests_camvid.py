@@ -13,6 +13,7 @@ the classes by pixel share in D_V. Paired by seed (the same network; the seed dr
 Writes <out>.json / <out>.md, per-run folders under --work (requests.json, Label Studio tasks, overlays) and,
 with --figure, one overlay as a PNG for docs/requests.md. A rerun reuses the finished runs in --work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ SCALE = 0.5
 
 def link_folders(root: Path, roles: dict, work: Path) -> tuple[Path, Path, Path]:
     """labeled/{images,labels} <- D_T, unlabeled/ <- D_V images, truth/ <- D_V labels (symbolic links)."""
+
     def find(name: str, annot: bool) -> Path:
         for split in ("train", "val", "test"):
             path = root / (f"{split}annot" if annot else split) / name
@@ -63,8 +65,14 @@ def link_folders(root: Path, roles: dict, work: Path) -> tuple[Path, Path, Path]
 def start_network(root: Path, roles_file: Path, path: Path) -> Path:
     """The SegAL-CamVid-v0 test-mode start network (pre-trained on D_T and cached by the env) as network.pt."""
     if not path.is_file():
-        env = gym.make("SegAL-CamVid-v0", data_root=str(root), roles_file=str(roles_file), scale=SCALE,
-                       region_size=list(REGION), mode="test")
+        env = gym.make(
+            "SegAL-CamVid-v0",
+            data_root=str(root),
+            roles_file=str(roles_file),
+            scale=SCALE,
+            region_size=list(REGION),
+            mode="test",
+        )
         env.reset(seed=0)
         state = {k: v.detach().cpu() for k, v in env.unwrapped.trainer.model.state_dict().items()}
         atomic_save({"model": state, "arch": "lraspp_mobilenet_v3", "class_names": list(CAMVID_CLASSES)}, path)
@@ -79,7 +87,9 @@ def requested_classes(requests: dict, truth: Path) -> np.ndarray:
         for region in image["regions"]:
             b = region["box"]
             crop = label[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]]
-            counts += np.bincount(crop[crop != CAMVID_VOID].ravel(), minlength=len(CAMVID_CLASSES))[: len(CAMVID_CLASSES)]
+            counts += np.bincount(crop[crop != CAMVID_VOID].ravel(), minlength=len(CAMVID_CLASSES))[
+                : len(CAMVID_CLASSES)
+            ]
     return counts
 
 
@@ -92,7 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--budget", type=int, default=240)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("results/requests-camvid"))
-    parser.add_argument("--figure", type=Path, help="copy the first seed's overlay of the image --figure-policy chose most in")
+    parser.add_argument(
+        "--figure", type=Path, help="copy the first seed's overlay of the image --figure-policy chose most in"
+    )
     parser.add_argument("--figure-policy", default="entropy")
     parser.add_argument("--out", default="benchmarks/results/requests_camvid")
     args = parser.parse_args(argv)
@@ -102,8 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
     labeled, unlabeled, truth = link_folders(args.data_root, roles, args.work)
     network = start_network(args.data_root, roles_file, args.work / "network.pt")
 
-    truth_counts = sum(np.bincount(np.asarray(Image.open(p)).ravel(), minlength=256)[: len(CAMVID_CLASSES)]
-                       for p in sorted(truth.iterdir()))
+    truth_counts = sum(
+        np.bincount(np.asarray(Image.open(p)).ravel(), minlength=256)[: len(CAMVID_CLASSES)]
+        for p in sorted(truth.iterdir())
+    )
     share = truth_counts / truth_counts.sum()
     rare = sorted(int(c) for c in np.argsort(share, kind="stable")[: len(CAMVID_CLASSES) // 2])
 
@@ -116,12 +130,27 @@ def main(argv: list[str] | None = None) -> dict:
             out = args.work / "requests" / f"{label}-seed{seed}"
             started = time.perf_counter()
             done = json.loads((out / "requests.json").read_text()) if (out / "requests.json").is_file() else None
-            if done is not None and (done["settings"]["budget"], done["settings"]["policy"]) == (args.budget, str(policy)):
+            if done is not None and (done["settings"]["budget"], done["settings"]["policy"]) == (
+                args.budget,
+                str(policy),
+            ):
                 requests = done
             else:
                 requests = request_labels(
-                    unlabeled, labeled, CAMVID_CLASSES, policy, args.budget, REGION, out, model_file=network,
-                    num_pools=24, pool_size=10, scale=SCALE, ignore_index=CAMVID_VOID, seed=seed, overlays=seed == 0,
+                    unlabeled,
+                    labeled,
+                    CAMVID_CLASSES,
+                    policy,
+                    args.budget,
+                    REGION,
+                    out,
+                    model_file=network,
+                    num_pools=24,
+                    pool_size=10,
+                    scale=SCALE,
+                    ignore_index=CAMVID_VOID,
+                    seed=seed,
+                    overlays=seed == 0,
                 )
             counts = requested_classes(requests, truth)
             fraction = counts / max(counts.sum(), 1)
@@ -131,19 +160,37 @@ def main(argv: list[str] | None = None) -> dict:
                 "images": len(requests["images"]),
                 "seconds": time.perf_counter() - started,
             }
-            print(f"{label} seed {seed}: rare-class share {100 * fraction[rare].sum():.1f}% in "
-                  f"{len(requests['images'])} images", flush=True)
+            print(
+                f"{label} seed {seed}: rare-class share {100 * fraction[rare].sum():.1f}% in "
+                f"{len(requests['images'])} images",
+                flush=True,
+            )
 
     summary = {
-        "settings": {"budget": args.budget, "region_size": list(REGION), "scale": SCALE, "num_pools": 24, "pool_size": 10,
-                     "seeds": args.seeds, "policies": policies, "labeled": "D_T (100 images)", "unlabeled": "D_V (257 images)"},
+        "settings": {
+            "budget": args.budget,
+            "region_size": list(REGION),
+            "scale": SCALE,
+            "num_pools": 24,
+            "pool_size": 10,
+            "seeds": args.seeds,
+            "policies": policies,
+            "labeled": "D_T (100 images)",
+            "unlabeled": "D_V (257 images)",
+        },
         "rare_classes": [CAMVID_CLASSES[c] for c in rare],
         "unlabeled_class_share": dict(zip(CAMVID_CLASSES, share.tolist())),
         "runs": runs,
-        "rare_share": {p: dict(zip(("mean", "sd"), mean_std([r["rare_share"] for r in runs[p].values()]))) for p in runs},
-        "minus_random": {p: paired_difference([runs[p][s]["rare_share"] for s in args.seeds],
-                                              [runs["random"][s]["rare_share"] for s in args.seeds])
-                         for p in runs if p != "random" and "random" in runs},
+        "rare_share": {
+            p: dict(zip(("mean", "sd"), mean_std([r["rare_share"] for r in runs[p].values()]))) for p in runs
+        },
+        "minus_random": {
+            p: paired_difference(
+                [runs[p][s]["rare_share"] for s in args.seeds], [runs["random"][s]["rare_share"] for s in args.seeds]
+            )
+            for p in runs
+            if p != "random" and "random" in runs
+        },
     }
     lines = [
         f"CamVid, labelled D_T, unlabelled D_V, {args.budget} regions of {REGION[0]}x{REGION[1]} at half resolution, "
@@ -156,10 +203,17 @@ def main(argv: list[str] | None = None) -> dict:
         diff = summary["minus_random"].get(p)
         cell = "" if diff is None else f"{100 * diff['mean']:+.1f} ({100 * diff['se']:.1f})"
         images = np.mean([r["images"] for r in runs[p].values()])
-        lines.append(f"| {p} | {100 * summary['rare_share'][p]['mean']:.1f} ± {100 * summary['rare_share'][p]['sd']:.1f} "
-                     f"| {cell} | {images:.0f} |")
-    lines += ["", "Class share of the requested pixels (%, mean over seeds):", "",
-              "| policy | " + " | ".join(CAMVID_CLASSES) + " |", "|---|" + "---:|" * len(CAMVID_CLASSES)]
+        lines.append(
+            f"| {p} | {100 * summary['rare_share'][p]['mean']:.1f} ± {100 * summary['rare_share'][p]['sd']:.1f} "
+            f"| {cell} | {images:.0f} |"
+        )
+    lines += [
+        "",
+        "Class share of the requested pixels (%, mean over seeds):",
+        "",
+        "| policy | " + " | ".join(CAMVID_CLASSES) + " |",
+        "|---|" + "---:|" * len(CAMVID_CLASSES),
+    ]
     for p in runs:
         mean = np.mean([r["class_fraction"] for r in runs[p].values()], axis=0)
         lines.append(f"| {p} | " + " | ".join(f"{100 * v:.1f}" for v in mean) + " |")

@@ -9,6 +9,7 @@ lose mIoU inside episodes (docs/environment.md, "BatchNorm during fine-tuning").
         --env-kwargs '{"data_root": "../shared/data/camvid", "scale": 0.5, "region_size": [45, 40]}' \
         --settings '[{"freeze_bn": true}, {"freeze_bn": false}]' --crop 112 112
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="SegAL-Synthetic-v0")
     parser.add_argument("--env-kwargs", default="{}", help="JSON dict of env kwargs shared by every setting")
-    parser.add_argument("--settings", default='[{"freeze_bn": true}, {"freeze_bn": false}]',
-                        help="JSON list of env kwargs to compare (optimizer, lr, freeze_bn, batch_size, ...)")
+    parser.add_argument(
+        "--settings",
+        default='[{"freeze_bn": true}, {"freeze_bn": false}]',
+        help="JSON list of env kwargs to compare (optimizer, lr, freeze_bn, batch_size, ...)",
+    )
     parser.add_argument("--crop", type=int, nargs=2, default=None, help="crop height width (default: whole images)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
@@ -54,7 +58,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for setting in json.loads(args.settings):
         curve = retrain(args.env, env_kwargs, setting, tuple(args.crop) if args.crop else None, args.epochs)
-        rows.append({"env": args.env, "env_kwargs": env_kwargs, "setting": setting, "crop": args.crop, "reward_set_miou": curve})
+        rows.append(
+            {"env": args.env, "env_kwargs": env_kwargs, "setting": setting, "crop": args.crop, "reward_set_miou": curve}
+        )
         print(f"{json.dumps(setting)}: D_R mIoU per epoch {', '.join(f'{v:.3f}' for v in curve)}", flush=True)
     atomic_write_json(rows, args.out)
     return rows

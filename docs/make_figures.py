@@ -4,6 +4,7 @@ Plays three steps of the entropy baseline on the default env (seed 0) and saves 
 ``rgb_array`` frame, enlarged 3x, to docs/figures/env_frame.png. The benchmark plot the README shows
 is an output of ``bash benchmarks/camvid_cpu.sh`` (docs/camvid_cpu/miou_vs_regions.png).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ Read it top to bottom; each step is a few lines of the public API. What it write
 runs/walkthrough): the trained agent (dqn.zip), a rendered frame of the env (frame.png) and the
 reward-set mIoU of every policy against the number of labelled regions (miou_vs_regions.png).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     env = gym.make("SegAL-Synthetic-v0", mode="train", **settings)
     obs, info = env.reset(seed=0)
     config = env.unwrapped.config
-    print(f"{config.num_pools} pools of {config.pool_size} candidates, {config.steps_per_episode} steps per episode; "
-          f"candidates {obs['candidates'].shape}, start reward-set mIoU {100 * info['miou']:.1f}%")
+    print(
+        f"{config.num_pools} pools of {config.pool_size} candidates, {config.steps_per_episode} steps per episode; "
+        f"candidates {obs['candidates'].shape}, start reward-set mIoU {100 * info['miou']:.1f}%"
+    )
 
     # 2. Train BatchDQN (Casanova et al.'s agent) on it, then save it like any SB3 model.
     model = BatchDQN("RegionQPolicy", env, seed=0).learn(total_timesteps=args.timesteps)
@@ -53,12 +56,14 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         label = "BatchDQN" if name.endswith(".zip") else name
         curves[label] = np.mean([e.miou_trajectory for e in episodes], axis=0).tolist()
         test = [e.final_info["test_miou"] for e in episodes]
-        print(f"{label:>8}: reward-set gain {np.mean([e.gain_points for e in episodes]):+.2f} points, "
-              f"test mIoU {100 * np.mean(test):.2f}% (mean of {len(seeds)} episodes)")
+        print(
+            f"{label:>8}: reward-set gain {np.mean([e.gain_points for e in episodes]):+.2f} points, "
+            f"test mIoU {100 * np.mean(test):.2f}% (mean of {len(seeds)} episodes)"
+        )
 
     # 4. Pictures: what the env shows after the last step, and the mIoU curves.
-    from PIL import Image
     import matplotlib
+    from PIL import Image
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -74,9 +79,11 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     fig.tight_layout()
     fig.savefig(args.out / "miou_vs_regions.png", dpi=100)
     plt.close(fig)
-    print(f"wrote {args.out}/dqn.zip, frame.png, miou_vs_regions.png; "
-          "for a full benchmark with seeds, budgets and tables: python evaluate.py --policies random entropy "
-          f"{args.out / 'dqn.zip'}")
+    print(
+        f"wrote {args.out}/dqn.zip, frame.png, miou_vs_regions.png; "
+        "for a full benchmark with seeds, budgets and tables: python evaluate.py --policies random entropy "
+        f"{args.out / 'dqn.zip'}"
+    )
     return curves
 
 

@@ -1,4 +1,5 @@
 """The one episode loop: a policy plays an env greedily, and the caller reads what it needs from the record."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,11 +11,11 @@ import numpy as np
 
 @dataclass
 class Episode:
-    """One played episode: the reset info, then per step the action, the reward and the info."""
+    """One played episode: the reset info, then per step the reward and the info (a caller that needs the
+    actions or observations reads them in ``play_episode``'s ``on_step`` hook)."""
 
     seed: int
     start_info: dict
-    actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     infos: list[dict] = field(default_factory=list)
 
@@ -40,7 +41,9 @@ class Episode:
 StepHook = Callable[[dict, np.ndarray, float, dict], None]
 
 
-def play_episode(agent: Any, env: gym.Env, seed: int, max_steps: int | None = None, on_step: StepHook | None = None) -> Episode:
+def play_episode(
+    agent: Any, env: gym.Env, seed: int, max_steps: int | None = None, on_step: StepHook | None = None
+) -> Episode:
     """Reset with ``seed`` and act with ``agent.predict(obs, deterministic=True)`` until the episode ends
     (or after ``max_steps`` steps). ``on_step(obs_before, action, reward, info)`` is called after every step.
     """
@@ -50,7 +53,6 @@ def play_episode(agent: Any, env: gym.Env, seed: int, max_steps: int | None = No
     while not done and (max_steps is None or len(episode.rewards) < max_steps):
         action, _ = agent.predict(obs, deterministic=True)
         next_obs, reward, terminated, truncated, info = env.step(action)
-        episode.actions.append(np.asarray(action))
         episode.rewards.append(float(reward))
         episode.infos.append(info)
         if on_step is not None:

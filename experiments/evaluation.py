@@ -11,13 +11,15 @@ Three changes to SB3's callback, for active learning:
 
 MaskablePPO gets the same on top of sb3-contrib's MaskableEvalCallback, which passes the action masks.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback, StopTrainingOnNoModelImprovement
@@ -38,7 +40,12 @@ class SaveBestModel(BaseCallback):
         return True
 
 
-class _SameEpisodesEvaluation:
+# the mixin is typed as the callback it extends (for the type checker only: at run time it must stay a plain
+# mixin, so that the same code sits over EvalCallback and MaskableEvalCallback)
+_MixinBase: Any = EvalCallback if TYPE_CHECKING else object
+
+
+class _SameEpisodesEvaluation(_MixinBase):
     """Mixin over SB3's (Maskable)EvalCallback; see the module docstring."""
 
     def __init__(self, *args: Any, episode_seed: int, record_path: Path, resume: bool = False, **kwargs: Any):
@@ -59,14 +66,16 @@ class _SameEpisodesEvaluation:
             self._test_mious, self._returns = [], []
         keep_training = super()._on_step()
         if evaluating:
-            self.records.append({
-                "timesteps": int(self.num_timesteps),
-                "returns": self._returns,
-                "test_miou": self._test_mious,
-                "mean_return": float(np.mean(self._returns)),
-                "mean_test_miou": float(np.mean(self._test_mious)) if self._test_mious else None,
-                "best_mean_return": float(self.best_mean_reward),
-            })
+            self.records.append(
+                {
+                    "timesteps": int(self.num_timesteps),
+                    "returns": self._returns,
+                    "test_miou": self._test_mious,
+                    "mean_return": float(np.mean(self._returns)),
+                    "mean_test_miou": float(np.mean(self._test_mious)) if self._test_mious else None,
+                    "best_mean_return": float(self.best_mean_reward),
+                }
+            )
             atomic_write_json({"episode_seed": self.episode_seed, "evaluations": self.records}, self.record_path)
         return keep_training
 
@@ -76,7 +85,9 @@ class _SameEpisodesEvaluation:
             return
         info = locals_["info"]
         # Monitor's episode return when the env has one, else evaluate_policy's running sum for this env
-        self._returns.append(float(info["episode"]["r"]) if "episode" in info else float(locals_["current_rewards"][locals_["i"]]))
+        self._returns.append(
+            float(info["episode"]["r"]) if "episode" in info else float(locals_["current_rewards"][locals_["i"]])
+        )
         if "test_miou" in info:
             self._test_mious.append(float(info["test_miou"]))
         if len(self._returns) == self.n_eval_episodes and self._test_mious:
@@ -106,8 +117,6 @@ def periodic_evaluation(
     """The callback for ``model.learn``: evaluates every ``eval_freq`` env steps on ``episodes`` episodes
     (seeds ``seed + i``), keeps ``out/best_model.zip`` and ``out/evaluations.json`` (a resumed run continues
     both); with ``patience`` > 0 training stops after that many evaluations without a better mean return."""
-    from sb3_contrib import MaskablePPO
-
     cls = MaskableSameEpisodesEvalCallback if isinstance(model, MaskablePPO) else SameEpisodesEvalCallback
     stop = StopTrainingOnNoModelImprovement(patience, verbose=verbose) if patience > 0 else None
     return cls(

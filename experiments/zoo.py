@@ -14,10 +14,12 @@ hands over to the Zoo. Every option is the Zoo's own (``segal-zoo --help``); env
 
 Needs the ``zoo`` extra (``pip install -e ".[zoo]"`` in a clone).
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
@@ -25,7 +27,7 @@ from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 import segal_env  # noqa: F401  (registers the SegAL ids for the Zoo's gym.make)
 from agents import BatchDQN
 
-ZOO_ALGORITHMS = {"batch_dqn": BatchDQN, "maskable_ppo": MaskablePPO}
+ZOO_ALGORITHMS: dict[str, Any] = {"batch_dqn": BatchDQN, "maskable_ppo": MaskablePPO}
 HYPERPARAMS_DIR = Path(__file__).with_name("zoo_hyperparams")
 
 
@@ -61,20 +63,22 @@ def main(argv: list[str] | None = None) -> int:
         from rl_zoo3 import exp_manager, utils
         from rl_zoo3.train import train
     except ImportError:
-        print("segal-zoo needs the RL Zoo: pip install rl_zoo3, or pip install -e '.[zoo]' in a clone of segal",
-              file=sys.stderr)
+        print(
+            "segal-zoo needs the RL Zoo: pip install rl_zoo3, or pip install -e '.[zoo]' in a clone of segal",
+            file=sys.stderr,
+        )
         return 2
     utils.ALGOS.update(ZOO_ALGORITHMS)  # the very dict train() and the ExperimentManager read
     saved = sys.argv, exp_manager.EvalCallback
     if option_value(argv, "--algo") == "maskable_ppo":
         # the Zoo's EvalCallback calls predict() without action masks, so MaskablePPO would pick masked
         # (already labelled) regions, which the env rejects
-        exp_manager.EvalCallback = MaskableEvalCallback
+        exp_manager.EvalCallback = MaskableEvalCallback  # type: ignore[misc]
     sys.argv = ["segal-zoo", *zoo_argv(argv)]
     try:
         train()
     finally:
-        sys.argv, exp_manager.EvalCallback = saved
+        sys.argv, exp_manager.EvalCallback = saved  # type: ignore[misc]
     return 0
 
 

@@ -7,12 +7,12 @@ Importing the package registers the environments:
 - ``SegAL-Cityscapes-v0``: Cityscapes (official layout), pass ``data_root``; paper defaults (128x128, K=256).
 - ``SegAL-Folder-v0``: any folder of images + label PNGs; pass ``data_root``, ``dataset_kwargs`` and ``region_size``.
 """
+
 from gymnasium.envs.registration import register, registry
 
+from .config import EnvConfig
 from .env import SegALEnv
 from .layout import FeatureLayout
-
-from .config import EnvConfig
 from .request_env import RequestEnv
 
 __all__ = ["DEFAULT_ENV_ID", "ENV_IDS", "EnvConfig", "FeatureLayout", "RequestEnv", "SegALEnv"]

@@ -11,17 +11,20 @@ used to change the run silently (``freeze_bn=False`` left BatchNorm frozen). Eve
 checked against its annotation in ``EnvConfig``, and the error names the key, the type it needs and
 what was given.
 """
+
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from .data import DATASET_NAMES
 from .finetuning import FINAL_SEEDS, FINAL_STARTS, FINETUNE_SCHEDULES
@@ -119,8 +122,11 @@ def check_types(function: Callable, settings: dict[str, Any], what: str = "setti
         if key in hints and not _matches(value, hints[key]):
             raise TypeError(
                 f"{what} '{key}' must be {_describe(hints[key])}, got {value!r} ({type(value).__name__})"
-                + ("; on the command line write true/false, not a quoted string" if hints[key] in (bool, bool | None)
-                   and isinstance(value, str) else "")
+                + (
+                    "; on the command line write true/false, not a quoted string"
+                    if hints[key] in (bool, bool | None) and isinstance(value, str)
+                    else ""
+                )
             )
 
 
@@ -184,15 +190,95 @@ class EnvConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (tuples as lists), e.g. for config.json and benchmark records."""
-        return json.loads(json.dumps(dataclasses.asdict(self), default=model_name))  # a model factory by its import path
+        return json.loads(
+            json.dumps(dataclasses.asdict(self), default=model_name)
+        )  # a model factory by its import path
 
 
 ENV_KEYWORDS = tuple(field.name for field in dataclasses.fields(EnvConfig))
 # filled from presets.py when left at None; the sizes are then multiplied by ``scale``
-_FROM_PRESETS = ("model", "finetune", "finetune_epochs", "optimizer", "lr", "batch_size", "freeze_bn", "loss_weighting",
-                 "lr_decay", "start_set", "pretrain_steps", "pretrain_lr", "final_steps", "final_start",
-                 "final_average", "final_repeats", "final_seed", "num_pools", "pool_size", "budget")
+_FROM_PRESETS = (
+    "model",
+    "finetune",
+    "finetune_epochs",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "freeze_bn",
+    "loss_weighting",
+    "lr_decay",
+    "start_set",
+    "pretrain_steps",
+    "pretrain_lr",
+    "final_steps",
+    "final_start",
+    "final_average",
+    "final_repeats",
+    "final_seed",
+    "num_pools",
+    "pool_size",
+    "budget",
+)
 _SCALED_PRESETS = ("region_size", "crop_size")
+
+
+# the allowed range of every number setting: (low, high, low inclusive, high inclusive); None = unbounded.
+# Every float must also be finite: reward_scale=nan would make every reward NaN without a word.
+NUMBER_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "scale": (0.0, None, False, False),
+    "reward_scale": (0.0, None, False, False),
+    "dropout": (0.0, 1.0, True, False),
+    "lr": (0.0, None, False, False),
+    "momentum": (0.0, 1.0, True, True),
+    "weight_decay": (0.0, None, True, False),
+    "max_grad_norm": (0.0, None, True, False),  # 0: no clipping
+    "pretrain_lr": (0.0, None, False, False),
+    "mc_samples": (1, None, True, False),
+    "final_average": (0.0, 1.0, True, False),  # the fraction of the final training's steps whose weights are averaged
+    "final_repeats": (1, None, True, False),
+}
+
+
+def _range_text(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if low_in else '>'} {low:g}")
+    if high is not None:
+        parts.append(f"{'<=' if high_in else '<'} {high:g}")
+    return " and ".join(parts) or "finite"
+
+
+def check_numbers(config: EnvConfig) -> None:
+    """Raise ValueError for a number setting that is not finite or out of its range (``NUMBER_RANGES``),
+    naming the key, the range and the value."""
+    for key, (low, high, low_in, high_in) in NUMBER_RANGES.items():
+        value = getattr(config, key)
+        if value is None:
+            continue
+        bad = not math.isfinite(value)
+        bad = bad or (low is not None and (value < low if low_in else value <= low))
+        bad = bad or (high is not None and (value > high if high_in else value >= high))
+        if bad:
+            raise ValueError(f"{key} must be a finite number {_range_text(low, high, low_in, high_in)}, got {value!r}")
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError naming ``device`` when it is not a torch device this machine has."""
+    text = str(device)
+    if text == "auto":
+        return
+    fix = "use device='auto' (CUDA when available, else the CPU) or device='cpu'"
+    try:
+        parsed = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device={text!r} is not a torch device; {fix}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={text!r}, but torch sees no CUDA GPU on this machine; {fix}")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device={text!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s); {fix}")
+    elif parsed.type not in ("cpu", "mps"):
+        raise ValueError(f"device={text!r}: segal runs on the CPU or CUDA GPUs; {fix}")
 
 
 def _choice(key: str, value: Any, choices) -> None:
@@ -228,10 +314,14 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
         raise TypeError(f"unknown env keyword(s) {unknown}; valid: {', '.join(ENV_KEYWORDS)}")
     check_types(EnvConfig, settings, "env keyword")
     given = EnvConfig(**settings)
+    check_numbers(given)  # before any arithmetic: a NaN scale would fail in the preset scaling, unnamed
+    check_device(given.device)
     if given.dataset not in DATASET_NAMES:
         raise ValueError(f"unknown dataset '{given.dataset}'; choose from {sorted(DATASET_NAMES)}")
     if given.mode not in MODES:
-        raise ValueError(f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{given.mode}'")
+        raise ValueError(
+            f"mode must be 'train' (pool D_T, for training agents) or 'test' (pool D_V), got '{given.mode}'"
+        )
     filled: dict[str, Any] = {}
     for key in _FROM_PRESETS:
         value = getattr(given, key)
@@ -262,28 +352,35 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
     _choice("start_set", config.start_set, START_SETS)
     _choice("final_start", config.final_start, FINAL_STARTS)
     _choice("final_seed", config.final_seed, FINAL_SEEDS)
-    if not 0.0 <= config.final_average < 1.0:
-        raise ValueError(f"final_average must be in [0, 1) (the fraction of the final training's steps whose weights are averaged), got {config.final_average}")
-    if config.final_repeats < 1:
-        raise ValueError(f"final_repeats must be >= 1 (final trainings averaged per test evaluation), got {config.final_repeats}")
     model_factory(config.model)  # an unknown name or an import path that does not import raises here, naming the fix
     if config.render_mode is not None:
         _choice("render_mode", config.render_mode, RENDER_MODES)
-    FeatureLayout(1, config.extra_features)  # unknown or repeated extras raise here, naming the valid ones
+    FeatureLayout(1, tuple(config.extra_features))  # unknown or repeated extras raise here, naming the valid ones
     if "bald" in config.extra_features and config.mc_samples < 2:
         raise ValueError("the 'bald' feature needs mc_samples >= 2; drop it from extra_features or raise mc_samples")
     if config.batch_size < 1 or config.finetune_epochs < 0:
-        raise ValueError(f"batch_size must be >= 1 and finetune_epochs >= 0, got {config.batch_size} and {config.finetune_epochs}")
+        raise ValueError(
+            f"batch_size must be >= 1 and finetune_epochs >= 0, got {config.batch_size} and {config.finetune_epochs}"
+        )
     if config.pretrain_steps < 1 or config.final_steps < 1:
-        raise ValueError(f"pretrain_steps and final_steps must be >= 1, got {config.pretrain_steps} and {config.final_steps}")
+        raise ValueError(
+            f"pretrain_steps and final_steps must be >= 1, got {config.pretrain_steps} and {config.final_steps}"
+        )
     if config.num_pools < 1 or config.pool_size < 1:
         raise ValueError(f"num_pools and pool_size must be >= 1, got {config.num_pools} and {config.pool_size}")
-    if config.budget < 1 or config.budget % config.num_pools:
+    if config.budget < config.num_pools:
+        raise ValueError(
+            f"budget must be >= num_pools={config.num_pools} (each step labels one region per pool), got "
+            f"budget={config.budget}; e.g. budget={config.num_pools}"
+        )
+    if config.budget % config.num_pools:
         raise ValueError(
             f"budget {config.budget} is not a multiple of num_pools={config.num_pools} (each step labels one region "
             f"per pool); use e.g. budget={config.budget // config.num_pools * config.num_pools or config.num_pools}"
         )
     bad = [b for b in config.eval_budgets if b % config.num_pools or b <= 0 or b > config.budget]
     if bad:
-        raise ValueError(f"eval_budgets {bad} must be positive multiples of num_pools={config.num_pools} and <= budget={config.budget}")
+        raise ValueError(
+            f"eval_budgets {bad} must be positive multiples of num_pools={config.num_pools} and <= budget={config.budget}"
+        )
     return config

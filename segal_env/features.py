@@ -4,6 +4,7 @@ Inputs are softmax maps of whole images; outputs are one row per grid region. No
 loops over regions or pixels: regions are a reshape (RegionGrid.split), pooling is adaptive
 pooling over the stacked regions, and KL matrices are one matrix product.
 """
+
 from __future__ import annotations
 
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from .layout import KL_BINS, KL_MAX, POOL_CELLS, FeatureLayout
 from .regions import RegionGrid
 from .scores import EPS, PIXEL_SCORES, Predictions
+
 
 def base_region_features(pred: Predictions, grid: RegionGrid) -> torch.Tensor:
     """[n, R, C + 192] rows: predicted-class histogram, min/mean/max pooled entropy."""
@@ -57,7 +59,9 @@ def kl_histogram(kl: torch.Tensor, valid: torch.Tensor | None = None) -> torch.T
     return hist / hist.sum(1, keepdim=True).clamp_min(1.0)
 
 
-def kl_features(candidate_hist: torch.Tensor, candidate_valid: torch.Tensor, labeled_hist: torch.Tensor) -> torch.Tensor:
+def kl_features(
+    candidate_hist: torch.Tensor, candidate_valid: torch.Tensor, labeled_hist: torch.Tensor
+) -> torch.Tensor:
     """[M, 64]: KL(candidate || every labeled region) and KL(candidate || every other valid candidate) histograms.
 
     candidate_hist: predicted class histograms [M, C]; labeled_hist: ground-truth histograms [L, C].

@@ -6,6 +6,7 @@ Every value lies in [0, 1]: histograms are normalised, entropies and BALD are di
 margin and confidence are probabilities. The KL histograms are last so a policy can split off the
 64 "gate" features with one slice whatever extras are enabled.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """mIoU from an accumulated confusion matrix, computed on the model's device."""
+
 from __future__ import annotations
 
 import torch

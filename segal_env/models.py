@@ -1,15 +1,16 @@
 """Segmentation networks built from torchvision parts, split into an encoder and a dropout head.
 
-The split is what makes MC dropout cheap: ``mc_probabilities`` runs the encoder once and only
+The split is what makes MC dropout cheap: ``SegmentationNet.mc_mutual_information`` runs the encoder once and only
 the small head ``samples`` times (dropout sits right before the classifier, as in the paper's
 BALD baseline). Pretrained ImageNet backbones are opt-in; nothing is downloaded by default.
 """
+
 from __future__ import annotations
 
 import functools
 import importlib
 import inspect
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,8 @@ class SegmentationNet(nn.Module):
         features = self.encode(x)
         self.dropout.train()
         try:
-            mean_probs, mean_entropy = 0.0, 0.0
+            mean_probs: Any = 0.0  # becomes a tensor on the first sample
+            mean_entropy: Any = 0.0
             for _ in range(samples):
                 probs = self.decode(features).float().softmax(1)
                 mean_probs = mean_probs + probs / samples
@@ -117,7 +119,10 @@ class SequentialHeadNet(SegmentationNet):
     def __init__(self, builder: Callable, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False):
         super().__init__()
         base = builder(
-            weights=None, weights_backbone=_backbone_weights(pretrained_backbone), num_classes=num_classes, aux_loss=False
+            weights=None,
+            weights_backbone=_backbone_weights(pretrained_backbone),
+            num_classes=num_classes,
+            aux_loss=False,
         )
         self.backbone = base.backbone
         layers = [m for m in base.classifier.children() if not isinstance(m, nn.Dropout)]
@@ -141,7 +146,9 @@ class FPNResNet50(SegmentationNet):
         self.body = IntermediateLayerGetter(body, {f"layer{i}": str(i) for i in range(1, 5)})
         self.fpn = FeaturePyramidNetwork([256, 512, 1024, 2048], width)
         self.level_heads = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            )
             for _ in range(4)
         )
         self.dropout = MaskDropout(dropout)
@@ -166,7 +173,9 @@ class UNetSmall(SegmentationNet):
     which cannot resolve one-pixel-wide poles on a 96x128 image. Trains from scratch in minutes on a CPU.
     """
 
-    def __init__(self, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False, widths=(16, 32, 64, 128)):
+    def __init__(
+        self, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False, widths=(16, 32, 64, 128)
+    ):
         super().__init__()
         if pretrained_backbone:
             raise ValueError("unet_small has no pretrained backbone; pass pretrained_backbone=False")
@@ -190,7 +199,9 @@ class UNetSmall(SegmentationNet):
         x = skips.pop()
         for block in self.up:
             skip = skips.pop()
-            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+            x = block(
+                torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
+            )
         return x
 
     def decode(self, features):
@@ -223,7 +234,7 @@ class ForeignNet(SegmentationNet):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        self.dropout = nn.ModuleList(m for m in net.modules() if isinstance(m, nn.modules.dropout._DropoutNd))
+        self.dropout = nn.ModuleList(m for m in net.modules() if isinstance(m, nn.modules.dropout._DropoutNd))  # type: ignore[assignment]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -255,9 +266,13 @@ def model_factory(model: ModelSpec) -> Callable[..., nn.Module]:
         try:
             factory = functools.reduce(getattr, attribute.split("."), importlib.import_module(module_name))
         except (ImportError, AttributeError) as err:
-            raise ValueError(f"model '{model}': cannot import {attribute!r} from module {module_name!r} ({err})") from err
+            raise ValueError(
+                f"model '{model}': cannot import {attribute!r} from module {module_name!r} ({err})"
+            ) from err
         if not callable(factory):
-            raise ValueError(f"model '{model}' is not callable; it must be a function or class returning a torch.nn.Module")
+            raise ValueError(
+                f"model '{model}' is not callable; it must be a function or class returning a torch.nn.Module"
+            )
         return factory
     raise ValueError(
         f"unknown model {model!r}; choose from {sorted(MODELS)}, register yours with "
@@ -272,7 +287,9 @@ def model_name(model: ModelSpec) -> str:
     return f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', type(model).__name__)}"
 
 
-def build_model(model: ModelSpec, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False) -> SegmentationNet:
+def build_model(
+    model: ModelSpec, num_classes: int, dropout: float = 0.5, pretrained_backbone: bool = False
+) -> SegmentationNet:
     """The network for ``model=``; ``pretrained_backbone`` needs the ImageNet weights already in torch's cache.
 
     A factory of your own is called as ``factory(num_classes=C)``, plus ``dropout=`` and ``pretrained_backbone=``
@@ -285,7 +302,9 @@ def build_model(model: ModelSpec, num_classes: int, dropout: float = 0.5, pretra
         kwargs = {"dropout": dropout, "pretrained_backbone": pretrained_backbone}
     else:
         accepted = inspect.signature(factory).parameters  # only named parameters: **kwargs often forwards elsewhere
-        kwargs = {k: v for k, v in (("dropout", dropout), ("pretrained_backbone", pretrained_backbone)) if k in accepted}
+        kwargs = {
+            k: v for k, v in (("dropout", dropout), ("pretrained_backbone", pretrained_backbone)) if k in accepted
+        }
     try:
         net = factory(num_classes=num_classes, **kwargs)
     except (OSError, RuntimeError) as err:  # urllib errors are OSErrors

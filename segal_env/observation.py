@@ -4,6 +4,7 @@ The network runs once over the state images and the distinct images the candidat
 MC-dropout draws of the head on the candidate images only. Every feature is a tensor op over all
 regions at once (features.py); the column order is layout.py's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,9 @@ class Observer:
         rows = base_region_features(Predictions(probs), self.grid)
         return rows.reshape(-1, self.layout.state_dim).cpu().numpy()
 
-    def observe(self, trainer: SegTrainer, pools: torch.Tensor, labeled_ids: torch.Tensor,
-                state_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def observe(
+        self, trainer: SegTrainer, pools: torch.Tensor, labeled_ids: torch.Tensor, state_rows: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """The observation dict for candidate pools [K, N] (-1 = empty) given the labeled region ids.
 
         ``state_rows``: the state set's rows when already known (at reset: those of the start network).

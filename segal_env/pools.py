@@ -3,10 +3,23 @@
 Region ids are global: ``image * regions_per_image + region``. A pool slot holding -1 is empty (the
 unlabeled pool ran low) and is masked in the observation.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+
+def check_pool_fits(num_pools: int, pool_size: int, pool_regions: int) -> None:
+    """Raise ValueError when K pools of N candidates cannot fit in a pool of ``pool_regions`` regions at all
+    (the features of K x N candidates would be computed, and allocated, for mostly empty slots: a
+    pool_size of 5000 on a 960-region pool was killed by the kernel at 23.6 GB)."""
+    if num_pools * pool_size > pool_regions:
+        largest = max(pool_regions // num_pools, 1)
+        raise ValueError(
+            f"pool_size={pool_size} x num_pools={num_pools} = {num_pools * pool_size} candidates, but the pool has "
+            f"{pool_regions} regions in all; use pool_size <= {largest} (or fewer pools, smaller regions)"
+        )
 
 
 def sample_pools(unlabeled: torch.Tensor, num_pools: int, pool_size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -17,6 +30,7 @@ def sample_pools(unlabeled: torch.Tensor, num_pools: int, pool_size: int, rng: n
     into the pools.
     """
     k, n = num_pools, pool_size
+    check_pool_fits(k, n, unlabeled.numel())
     per_image = unlabeled.sum(1).cpu().numpy()
     order = rng.permutation(len(per_image))
     enough = np.searchsorted(np.cumsum(per_image[order]), k * n)
@@ -39,6 +53,8 @@ def chosen_regions(pools: torch.Tensor, action) -> torch.Tensor:
     picks = np.asarray(action)
     if picks.shape != (k,):
         raise ValueError(f"action must have shape ({k},): one candidate index per pool; got shape {picks.shape}")
+    if picks.dtype == np.bool_:  # True would be read as candidate 1
+        raise ValueError(f"action must hold integer candidate indices, got booleans {picks.tolist()}")
     if not np.issubdtype(picks.dtype, np.integer):
         if not np.all(np.isfinite(picks)) or np.any(picks != np.round(picks)):
             raise ValueError(f"action must hold integer candidate indices, got {picks.tolist()}")

@@ -4,6 +4,7 @@ Sizes are at full resolution; region and crop sizes are multiplied by the env's 
 Values given per mode are dicts {"train": ..., "test": ...}. Why each value is what it is:
 docs/al_dynamics.md (measured with benchmarks/al_dynamics.py).
 """
+
 from __future__ import annotations
 
 # the paper's in-loop fine-tuning (method.md): SGD, lr per data set; changes measured on CamVid

@@ -4,6 +4,7 @@ Everything is a reshape of the image tensor (no loops): an image [.., H, W] view
 [.., R, rh, rw] with R = rows * cols regions in row-major order. A region's global id is
 ``image_index * regions_per_image + region_index``.
 """
+
 from __future__ import annotations
 
 import torch

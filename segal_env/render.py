@@ -4,6 +4,7 @@ Top row: up to four images of the current candidate pools; labeled regions are t
 candidate regions outlined in yellow, and the regions chosen at the last step outlined in red.
 Bottom row: a state-set image, the network's prediction, the ground truth and the entropy map.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,14 +15,24 @@ from .scores import entropy_map
 
 # CamVid-like colours for the first classes, then evenly spaced hues
 _BASE_PALETTE = [
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192), (220, 20, 60),
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
+    (220, 20, 60),
 ]
 
 
 def palette(num_classes: int) -> torch.Tensor:
     """uint8 [num_classes + 1, 3]; the last row (black) is for ignored pixels."""
-    colours = list(_BASE_PALETTE[:num_classes])
+    colours: list[tuple[int, ...]] = list(_BASE_PALETTE[:num_classes])
     for i in range(len(colours), num_classes):
         hue = (i * 0.618) % 1.0
         colours.append(tuple(int(255 * v) for v in _hsv_to_rgb(hue, 0.8, 0.9)))
@@ -91,7 +102,12 @@ def render_state(
         image = _paint(image, region_outline(grid, chosen[span], 2 * width), (255, 0, 0))
         tiles.append(image)
     entropy = (entropy_map(state_probs)[0].cpu() * 255).round().to(torch.uint8).expand(3, -1, -1)
-    bottom = [state_image[0].cpu(), colourize(state_probs[0].argmax(0), num_classes), colourize(state_label, num_classes), entropy]
+    bottom = [
+        state_image[0].cpu(),
+        colourize(state_probs[0].argmax(0), num_classes),
+        colourize(state_label, num_classes),
+        entropy,
+    ]
     blank = torch.zeros_like(bottom[0])
     top = tiles + [blank] * (4 - len(tiles))
     canvas = torch.cat([torch.cat(top, dim=2), torch.cat(bottom, dim=2)], dim=1)

@@ -3,6 +3,7 @@
 Everything that tunes the process rather than the method lives here, so the env, the trainer and
 the data generators share one definition of each.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -5,6 +5,7 @@ averages them over each region (the "extras" of a candidate row, layout.py) and 
 baselines rank candidates by them. ``Predictions`` computes what several scores share (the entropy map,
 the two best probabilities) once.
 """
+
 from __future__ import annotations
 
 import math

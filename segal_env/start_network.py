@@ -4,7 +4,13 @@ The paper starts from a GTA-V pretrained FPN; without that data we pre-train on 
 sets the method already has: train mode starts from a network trained on D_S (weak, so label
 choices matter), test mode from one trained on D_T. The cache key hashes everything that
 changes the weights, so a new configuration can never pick up a stale file.
+
+Every cache file also stores the sha256 of its weights and the description it was trained for. A
+file that does not load (truncated, corrupt), whose weights do not match their hash, or that holds
+another configuration's network is reported with a warning naming its path and rebuilt; it is never
+used. Files written before the hash existed are checked by their description and get the hash.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -19,8 +26,8 @@ import torch
 
 from .data.base import SegDataset
 from .models import SegmentationNet
-from .storage import atomic_save
 from .runtime import resolve_device, seeded_torch, single_torch_thread
+from .storage import atomic_save
 from .trainer import OptimConfig, SegTrainer, warmup_cosine, whole_image_boxes
 
 CACHE_VERSION = 6  # 2: whole images; 3: channels-last, MaskDropout; 4: fixed-length cosine recipe; 5: one thread;
@@ -33,6 +40,42 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A hash of a state_dict's names, dtypes, shapes and bytes (the cache's integrity check)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _normalized(description: dict) -> dict:
+    return json.loads(json.dumps(description, default=str))
+
+
+def read_cache(path: Path, description: dict) -> tuple[dict, dict] | None:
+    """(state_dict, report) of a sound cache file for ``description``; None, with a warning naming ``path``,
+    for a file that must be rebuilt (it is deleted)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        state, report = saved["model"], saved["report"]
+        problem = None
+        if report.get("description") != _normalized(description):
+            problem = "it holds the network of another configuration"
+        elif "sha256" in saved and saved["sha256"] != weights_sha256(state):
+            problem = "its weights do not match their stored sha256 (the file was modified or damaged)"
+    except Exception as error:  # noqa: BLE001 - a truncated zip, a pickle error, missing keys: all mean "rebuild"
+        problem = f"it cannot be read ({type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''})"
+    if problem is not None:
+        warnings.warn(f"start-network cache {path}: {problem}; rebuilding it", RuntimeWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    if "sha256" not in saved:  # written before the hash existed: add it, so later damage is detected
+        atomic_save({**saved, "sha256": weights_sha256(state)}, path)
+    return state, report
 
 
 def cache_key(description: dict) -> str:
@@ -78,8 +121,13 @@ def pretrain(
     layout the synthetic network relies on.
     """
     trainer = SegTrainer(
-        model, train_set.num_classes, train_set.ignore_index, device=device,
-        optim=OptimConfig(optimizer="adam", lr=lr, weight_decay=1e-4), batch_size=batch_size, freeze_bn=False,
+        model,
+        train_set.num_classes,
+        train_set.ignore_index,
+        device=device,
+        optim=OptimConfig(optimizer="adam", lr=lr, weight_decay=1e-4),
+        batch_size=batch_size,
+        freeze_bn=False,
     )
     n = len(train_set)
     images = train_set.images.to(trainer.device)
@@ -91,7 +139,9 @@ def pretrain(
     with seeded_torch(seed, trainer.device):
         while done < steps:
             chunk = min(max(1, steps // curve_points), steps - done)
-            loss = trainer.train_steps(images, targets, torch.arange(n), boxes, train_set.image_size, generator, chunk, schedule)
+            loss = trainer.train_steps(
+                images, targets, torch.arange(n), boxes, train_set.image_size, generator, chunk, schedule
+            )
             done += chunk
             trainer.recalibrate_batchnorm(images)
             miou = trainer.evaluate(val_set.images, val_set.labels).miou
@@ -120,18 +170,24 @@ def load_or_pretrain(
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{description.get('dataset', 'data')}-{description.get('model', 'net')}")
     path = cache_dir(directory) / f"{name}-{cache_key(description)}.pt"  # an import path as model= holds ":"
     if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        return saved["model"], saved["report"]
+        cached = read_cache(path, description)
+        if cached is not None:
+            return cached
     with seeded_torch(seed, torch.device("cpu")):
         model = build()
     progress = None
     if verbose:
+
         def progress(step, loss, miou):
-            print(f"[segal] pre-training {path.name}: step {step}/{settings['steps']} loss {loss:.3f} "
-                  f"D_R mIoU {miou:.3f}", flush=True)
+            print(
+                f"[segal] pre-training {path.name}: step {step}/{settings['steps']} loss {loss:.3f} "
+                f"D_R mIoU {miou:.3f}",
+                flush=True,
+            )
+
     with one_cpu_thread(device):
         report = pretrain(model, train_set, val_set, seed, device, settings["steps"], settings["lr"], progress=progress)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     report = {**report, "description": description}
-    atomic_save({"model": state, "report": json.loads(json.dumps(report, default=str))}, path)
+    atomic_save({"model": state, "report": _normalized(report), "sha256": weights_sha256(state)}, path)
     return state, report

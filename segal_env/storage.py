@@ -1,5 +1,6 @@
 """Atomic writes: every checkpoint and results file goes to a temporary file first, then is renamed,
 so an interrupted run never leaves a torn file behind and resumes from the last complete one."""
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ Trains on the train split with early stopping on val, reports mIoU and per-class
 and writes them (plus the full history) atomically to ``--out``. The training loop checkpoints
 every epoch; run the same command again to resume an interrupted run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,29 +20,40 @@ import torch
 from .data import load_splits
 from .models import MODELS, build_model
 from .presets import PRESETS, preset_value
-from .storage import atomic_write_json, atomic_write_text
 from .runtime import seeded_torch
+from .storage import atomic_write_json, atomic_write_text
 from .trainer import OptimConfig, SegTrainer, whole_image_boxes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--dataset", default="synthetic", choices=sorted(PRESETS))
     parser.add_argument("--data-root", default=None, help="dataset folder (not needed for synthetic)")
-    parser.add_argument("--dataset-kwargs", default="{}", help='JSON, e.g. \'{"class_names": [...]}\' for folder')
+    parser.add_argument("--dataset-kwargs", default="{}", help="JSON, e.g. '{\"class_names\": [...]}' for folder")
     parser.add_argument("--scale", type=float, default=1.0, help="rescale images at load (0.5 = half resolution)")
-    parser.add_argument("--model", default=None,
-                        help=f"one of {', '.join(sorted(MODELS))} or a factory's import path 'package.module:function' "
-                             "(default: the dataset preset's model)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"one of {', '.join(sorted(MODELS))} or a factory's import path 'package.module:function' "
+        "(default: the dataset preset's model)",
+    )
     parser.add_argument("--epochs", type=int, default=200, help="maximum epochs")
-    parser.add_argument("--patience", type=int, default=15, help="stop after this many epochs without a better val mIoU")
+    parser.add_argument(
+        "--patience", type=int, default=15, help="stop after this many epochs without a better val mIoU"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the preset's pretrain_lr)")
-    parser.add_argument("--crop", type=int, nargs=2, default=None, metavar=("H", "W"), help="training crop (default: whole image)")
+    parser.add_argument(
+        "--crop", type=int, nargs=2, default=None, metavar=("H", "W"), help="training crop (default: whole image)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--out", default=None, help="output folder (default runs/supervised-<dataset>-<model>-s<scale>)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default runs/supervised-<dataset>-<model>-s<scale>)"
+    )
     return parser.parse_args(argv)
 
 
@@ -54,13 +66,20 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out or f"runs/supervised-{args.dataset}-{model_name}-s{args.scale:g}")
     out.mkdir(parents=True, exist_ok=True)
 
-    splits = load_splits(args.dataset, root=args.data_root, scale=args.scale, seed=args.seed, **json.loads(args.dataset_kwargs))
+    splits = load_splits(
+        args.dataset, root=args.data_root, scale=args.scale, seed=args.seed, **json.loads(args.dataset_kwargs)
+    )
     train, val, test = splits["train"], splits["val"], splits["test"]
     with seeded_torch(args.seed, torch.device("cpu")):
         model = build_model(model_name, train.num_classes)
     trainer = SegTrainer(
-        model, train.num_classes, train.ignore_index, args.device,
-        OptimConfig("adam", lr, weight_decay=1e-4), batch_size=args.batch_size, freeze_bn=False,
+        model,
+        train.num_classes,
+        train.ignore_index,
+        args.device,
+        OptimConfig("adam", lr, weight_decay=1e-4),
+        batch_size=args.batch_size,
+        freeze_bn=False,
     )
     height, width = train.image_size
     crop = tuple(args.crop) if args.crop else (height, width)
@@ -72,10 +91,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     with seeded_torch(args.seed, trainer.device):
         report = trainer.fit(
-            train.images.to(trainer.device), train.labels.to(trainer.device).long(), torch.arange(n),
-            whole_image_boxes(n, (height, width)), val.images, val.labels, crop,
-            torch.Generator().manual_seed(args.seed), max_epochs=args.epochs, patience=args.patience,
-            progress=progress, checkpoint=out / "checkpoint.pt",
+            train.images.to(trainer.device),
+            train.labels.to(trainer.device).long(),
+            torch.arange(n),
+            whole_image_boxes(n, (height, width)),
+            val.images,
+            val.labels,
+            crop,
+            torch.Generator().manual_seed(args.seed),
+            max_epochs=args.epochs,
+            patience=args.patience,
+            progress=progress,
+            checkpoint=out / "checkpoint.pt",
         )
     result = trainer.evaluate(test.images, test.labels)
     summary = {

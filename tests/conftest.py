@@ -1,6 +1,7 @@
 """Shared fixtures: the tiny synthetic env every env-level test uses (one pre-training cache for the whole
 session, so its starting networks are trained once), and where the real CamVid copy lives (tests that
 need it skip cleanly without it)."""
+
 from __future__ import annotations
 
 import json

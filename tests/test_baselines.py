@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
-from toy_env import ToyRegionEnv
 
 from agents import BASELINES, ClassBalanceBaseline, EntropyBaseline, RandomBaseline, feature_layout, make_agent
 from segal_env.layout import FeatureLayout
+
+from toy_env import ToyRegionEnv
 
 ALL_EXTRAS = ("entropy", "margin", "confidence", "bald")
 LAYOUT = FeatureLayout(3, ALL_EXTRAS)

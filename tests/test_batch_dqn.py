@@ -7,11 +7,12 @@ from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
-from toy_env import ToyRegionEnv
 
 from agents import BatchDQN, RandomBaseline, RegionQNetwork, make_agent
 from agents.batch_dqn.policies import GATE_FEATURES
 from segal_env.layout import FeatureLayout
+
+from toy_env import ToyRegionEnv
 
 SMALL_NET = dict(state_net_arch=[32, 16], state_embed_dim=16, candidate_net_arch=[64, 32])
 
@@ -81,7 +82,6 @@ def test_network_is_shared_over_pools_and_candidates():
     th.testing.assert_close(q_net(flipped), q.flip(1).flip(2))
 
 
-
 def test_closed_gate_leaves_the_state_value_for_every_candidate():
     """Q = V(s) + gate x A(s, a): the gate scales the candidate's advantage, never the level V(s)."""
     model = small_model(seed=0)
@@ -95,6 +95,7 @@ def test_closed_gate_leaves_the_state_value_for_every_candidate():
         q = q_net(obs)
         value = q_net.value(q_net.state_embed(q_net.state_net(obs["state"].flatten(0, 1)).view(4, -1)))
     th.testing.assert_close(q, value.view(4, 1, 1).expand(4, 3, 5))
+
 
 def test_learns_with_its_defaults():
     """Reward = mean signal of the picked candidates: with the algorithm's own defaults (only the
@@ -218,7 +219,6 @@ def test_td_target_ignores_masked_next_candidates():
     th.testing.assert_close(terminal, th.tensor([[1.0], [2.0]]))
 
 
-
 def test_td_target_picks_next_action_with_running_batchnorm_statistics():
     """The online net chooses a' as it does when acting (eval mode), and keeps its own mode."""
     env = ToyRegionEnv()
@@ -238,6 +238,7 @@ def test_td_target_is_the_reward_when_gamma_is_zero():
     next_obs = {"state": th.zeros(2, 6, 3), "candidates": th.zeros(2, 3, 4, 8), "action_mask": th.ones(2, 3, 4)}
     target = model.td_target(th.tensor([[1.5], [-2.0]]), th.tensor([[0.0], [1.0]]), next_obs)
     th.testing.assert_close(target, th.tensor([[1.5] * 3, [-2.0] * 3]))
+
 
 def test_replay_buffer_save_load(tmp_path):
     model = small_model(seed=0)

@@ -3,23 +3,29 @@
 Runs use the shared tiny synthetic configuration (conftest; 2 steps of 4 regions, 8-image test split)
 and the session's cache dir, so the starting network is pre-trained once (one epoch).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+import segal_env
 from experiments.benchmark import aggregate as agg
 from experiments.benchmark import backends as backends_module
 from experiments.benchmark.cli import main
 from experiments.benchmark.plots import make_plots
 from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
+from experiments.provenance import provenance
 from segal_env.runtime import single_torch_thread
+
 from conftest import TINY_SYNTHETIC, as_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,9 +47,23 @@ def cache_dir(segal_cache) -> Path:
 
 def tiny_args(out: Path, cache: Path, *extra: str, policies=POLICIES, seeds: int = 2) -> list[str]:
     return [
-        "--env", "SegAL-Synthetic-v0", "--device", "cpu", "--threads", "1", "--no-progress",
-        "--policies", *policies, "--seeds", str(seeds), "--budgets", *BUDGETS, "--out", str(out),
-        "--env-kwargs", *as_cli({**TINY_SYNTHETIC, "cache_dir": str(cache)}, exclude=("budget",)),
+        "--env",
+        "SegAL-Synthetic-v0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--policies",
+        *policies,
+        "--seeds",
+        str(seeds),
+        "--budgets",
+        *BUDGETS,
+        "--out",
+        str(out),
+        "--env-kwargs",
+        *as_cli({**TINY_SYNTHETIC, "cache_dir": str(cache)}, exclude=("budget",)),
         *extra,
     ]
 
@@ -76,6 +96,9 @@ def test_serial_benchmark_writes_results_tables_and_plots(serial_out):
     assert record["schema_version"] == SCHEMA_VERSION and is_complete(record)
     assert record["env_id"] == "SegAL-Synthetic-v0" and record["env_kwargs"]["num_pools"] == 4
     assert record["policy"] == "bald" and record["seed"] == 1 and record["wall_time_s"] > 0
+    assert record["versions"] == provenance("cpu")  # segal's own version, not the metadata of another package
+    assert record["versions"]["segal"] == segal_env.__version__
+    assert record["env_settings"]["reward"] == "gain" and "device" not in record["env_settings"]
     assert [e["budget"] for e in record["entries"]] == [4, 8]
     n_classes = len(record["class_names"])
     for entry in record["entries"]:
@@ -85,17 +108,32 @@ def test_serial_benchmark_writes_results_tables_and_plots(serial_out):
     # more regions labeled -> at least as many labeled pixels per class
     first, last = record["entries"]
     assert all(b >= a for a, b in zip(first["labeled_pixels_per_class"], last["labeled_pixels_per_class"]))
-    for name in ("results.md", "results.csv", "per_class_iou.csv", "labeled_pixels.csv", "headline.csv",
-                 "summary.md", "summary.json", "benchmark.json"):
+    for name in (
+        "results.md",
+        "results.csv",
+        "per_class_iou.csv",
+        "labeled_pixels.csv",
+        "headline.csv",
+        "summary.md",
+        "summary.json",
+        "benchmark.json",
+    ):
         assert (serial_out / name).is_file(), name
-    for name in ("miou_vs_regions.png", "per_class_iou_8.png", "class_distribution_8.png", "headline_regions_to_target.png"):
+    for name in (
+        "miou_vs_regions.png",
+        "per_class_iou_8.png",
+        "class_distribution_8.png",
+        "headline_regions_to_target.png",
+    ):
         assert (serial_out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert "| random |" in (serial_out / "results.md").read_text()
 
 
 def test_same_seed_same_start_for_every_policy(serial_out):
     """Identical starting conditions per seed: the same D_R mIoU before the first step, whatever the policy."""
-    start = {p.stem: json.loads(p.read_text())["start"]["reward_set_miou"] for p in (serial_out / "runs").glob("*.json")}
+    start = {
+        p.stem: json.loads(p.read_text())["start"]["reward_set_miou"] for p in (serial_out / "runs").glob("*.json")
+    }
     assert start["random__seed0"] == start["bald__seed0"] == start["random__seed1"]
 
 
@@ -108,9 +146,11 @@ def test_interrupted_benchmark_resumes_and_skips_finished_runs(tmp_path, cache_d
     def interrupting(spec, progress=None):
         calls.append(spec.run_id)
         if spec.run_id == "bald__seed0":
+
             def stop(event):
                 if event["event"] == "step":
                     raise KeyboardInterrupt  # Ctrl-C in the middle of a run
+
             return real_run(spec, stop)
         return real_run(spec, progress)
 
@@ -125,12 +165,20 @@ def test_interrupted_benchmark_resumes_and_skips_finished_runs(tmp_path, cache_d
     (out / "runs" / ".bald__seed1.x1y2.tmp.json").write_text('{"schema_version": 1, "ent')
     (out / "runs" / "bald__seed1.json").write_text('{"schema_version": 1, "kind": "segal-benchmark-run", "ent')
     calls.clear()
-    monkeypatch.setattr(backends_module, "run_episode", lambda spec, progress=None: (calls.append(spec.run_id), real_run(spec, progress))[1])
+    monkeypatch.setattr(
+        backends_module,
+        "run_episode",
+        lambda spec, progress=None: (calls.append(spec.run_id), real_run(spec, progress))[1],
+    )
     assert main(tiny_args(out, cache_dir, "--no-plots", seeds=2)) == 0
     assert calls == ["bald__seed0", "random__seed1", "bald__seed1"]  # random__seed0 was skipped
     assert (out / "runs" / "random__seed0.json").read_text() == finished_before
     assert sorted(p.name for p in (out / "runs").iterdir()) == [
-        "bald__seed0.json", "bald__seed1.json", "random__seed0.json", "random__seed1.json"]
+        "bald__seed0.json",
+        "bald__seed1.json",
+        "random__seed0.json",
+        "random__seed1.json",
+    ]
     assert all(is_complete(json.loads(p.read_text())) for p in (out / "runs").iterdir())
 
     calls.clear()
@@ -155,8 +203,8 @@ def test_changed_env_defaults_are_not_mixed_with_old_results(serial_out, tmp_pat
     out = tmp_path / "bench"
     shutil.copytree(serial_out, out)
     stored = json.loads((out / "runs" / "random__seed0.json").read_text())
-    assert stored["env_resolved"]["num_pools"] == 4 and stored["env_resolved"]["lr"] is not None
-    stored["env_resolved"]["lr"] = 0.123  # as if produced under another preset
+    assert stored["env_settings"]["num_pools"] == 4 and stored["env_settings"]["lr"] is not None
+    stored["env_settings"]["lr"] = 0.123  # as if produced under another preset
     (out / "runs" / "random__seed0.json").write_text(json.dumps(stored))
     (out / "runs" / "bald__seed1.json").unlink()  # something left to run
     assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
@@ -165,15 +213,79 @@ def test_changed_env_defaults_are_not_mixed_with_old_results(serial_out, tmp_pat
     assert not (out / "runs" / "bald__seed1.json").exists()
 
 
+@pytest.mark.parametrize(("setting", "value"), [("reward", "gain_over_random"), ("lr_decay", False), ("dropout", 0.3)])
+def test_resume_with_a_changed_setting_is_refused_naming_it(serial_out, tmp_path, cache_dir, capsys, setting, value):
+    """Every result-changing setting is in the fingerprint, including those the old hand-made list left out."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    assert main(tiny_args(out, cache_dir, f"{setting}={json.dumps(value)}", "--no-plots")) == 2  # an env kwarg
+    err = capsys.readouterr().err
+    assert "another configuration" in err and f"env_kwargs.{setting}: None -> {value!r}" in err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(p.name for p in (serial_out / "runs").iterdir())
+
+
+@pytest.mark.parametrize("setting", ["reward", "lr_decay"])
+def test_changed_preset_of_any_setting_is_refused_naming_it(serial_out, tmp_path, cache_dir, capsys, setting):
+    """Same command, but a default that the user never set has changed since the results were written."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    manifest = json.loads((out / "benchmark.json").read_text())
+    current = manifest["env_settings"][setting]
+    manifest["env_settings"][setting] = "old_default"
+    (out / "benchmark.json").write_text(json.dumps(manifest))
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    assert f"{setting}: 'old_default' -> {current!r}" in capsys.readouterr().err
+
+    # the same change seen only in a record (a manifest rewritten since) is caught when new runs would start
+    manifest["env_settings"][setting] = current
+    (out / "benchmark.json").write_text(json.dumps(manifest))
+    stored = json.loads((out / "runs" / "random__seed0.json").read_text())
+    stored["env_settings"][setting] = "old_default"
+    (out / "runs" / "random__seed0.json").write_text(json.dumps(stored))
+    (out / "runs" / "bald__seed1.json").unlink()
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    assert f"{setting}: 'old_default' -> {current!r}" in capsys.readouterr().err
+
+
+def test_folder_of_an_older_version_is_refused_with_a_way_out(serial_out, tmp_path, cache_dir, capsys):
+    """Results written before every setting was recorded cannot be resumed; their tables can still be rebuilt."""
+    out = tmp_path / "bench"
+    shutil.copytree(serial_out, out)
+    manifest = json.loads((out / "benchmark.json").read_text())
+    del manifest["env_settings"]
+    (out / "benchmark.json").write_text(json.dumps(manifest))
+    for path in (out / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        del record["env_settings"]
+        path.write_text(json.dumps(record))
+    assert main(tiny_args(out, cache_dir, "--no-plots")) == 2
+    err = capsys.readouterr().err
+    assert "older segal" in err and "another --out" in err and "--aggregate-only" in err
+    assert main(["--aggregate-only", "--out", str(out), "--no-plots"]) == 0
+
+
 # ---- errors ------------------------------------------------------------------------------------------
 def test_unknown_policy_is_an_error(tmp_path, cache_dir):
     result = subprocess.run(
-        [sys.executable, str(REPO / "evaluate.py"), *tiny_args(tmp_path / "x", cache_dir, policies=["random", "no_such_policy"])],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "evaluate.py"),
+            *tiny_args(tmp_path / "x", cache_dir, policies=["random", "no_such_policy"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "unknown policy 'no_such_policy'" in result.stderr and "random" in result.stderr
     assert not (tmp_path / "x" / "runs").exists()  # nothing ran
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path, capsys):
+    assert main(["--device", "tpu", "--out", str(tmp_path / "b")]) == 2
+    assert "--device: device='tpu' is not a torch device; use device='auto'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
@@ -215,12 +327,27 @@ CLASSES = ["road", "pole"]
 
 def fake_record(policy: str, source: str, seed: int, mious: list[float], pixels: list[list[int]]) -> dict:
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "segal-benchmark-run", "run_id": f"{policy}__seed{seed}",
-        "env_id": "SegAL-Synthetic-v0", "env_kwargs": {}, "policy": policy, "policy_source": source, "seed": seed,
-        "budgets": [10, 20, 30], "final_training": False, "class_names": CLASSES, "num_pools": 10, "wall_time_s": 1.0,
+        "schema_version": SCHEMA_VERSION,
+        "kind": "segal-benchmark-run",
+        "run_id": f"{policy}__seed{seed}",
+        "env_id": "SegAL-Synthetic-v0",
+        "env_kwargs": {},
+        "policy": policy,
+        "policy_source": source,
+        "seed": seed,
+        "budgets": [10, 20, 30],
+        "final_training": False,
+        "class_names": CLASSES,
+        "num_pools": 10,
+        "wall_time_s": 1.0,
         "entries": [
-            {"budget": b, "test_miou": m, "test_per_class_iou": [m + 0.1, m - 0.1], "reward_set_miou": m + 0.05,
-             "labeled_pixels_per_class": px}
+            {
+                "budget": b,
+                "test_miou": m,
+                "test_per_class_iou": [m + 0.1, m - 0.1],
+                "reward_set_miou": m + 0.05,
+                "labeled_pixels_per_class": px,
+            }
             for b, m, px in zip([10, 20, 30], mious, pixels)
         ],
     }
@@ -258,7 +385,9 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     assert random_curve["budgets"] == [10, 20, 30] and random_curve["n_seeds"] == [2, 2, 2]
     assert random_curve["test_miou_mean"] == pytest.approx([0.31, 0.41, 0.51])
     assert random_curve["test_miou_std"] == pytest.approx([math.sqrt(2) * 0.01] * 3)  # sample std of (x, x + 0.02)
-    assert summary["curves"]["entropy"]["test_miou_std"] == pytest.approx([0.0, math.sqrt(2) * 0.01, math.sqrt(2) * 0.01])
+    assert summary["curves"]["entropy"]["test_miou_std"] == pytest.approx(
+        [0.0, math.sqrt(2) * 0.01, math.sqrt(2) * 0.01]
+    )
     assert summary["curves"]["agent"]["reward_set_miou_mean"] == pytest.approx([0.46, 0.64, 0.66])
     assert summary["per_class_iou"]["agent"]["30"]["mean"] == pytest.approx([0.71, 0.51])
     assert summary["labeled_pixels"]["agent"]["30"]["fraction"] == pytest.approx([0.6, 0.4])
@@ -283,7 +412,9 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     assert fixed_rows["random"]["regions_to_target"] == pytest.approx(24.0)  # 0.41 at 20 -> 0.51 at 30
     assert fixed_rows["entropy"]["regions_to_target"] == pytest.approx(entropy_regions)
     assert fixed_rows["agent"]["regions_to_target"] == pytest.approx(agent_regions)
-    assert fixed_rows["agent"]["saving_percent"] == pytest.approx(100 * (entropy_regions - agent_regions) / entropy_regions)
+    assert fixed_rows["agent"]["saving_percent"] == pytest.approx(
+        100 * (entropy_regions - agent_regions) / entropy_regions
+    )
     assert fixed_rows["random"]["saving_percent"] == pytest.approx(100 * (entropy_regions - 24.0) / entropy_regions)
 
     tables = agg.csv_tables(summary)
@@ -297,8 +428,13 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     assert "not reached (> 30)" in report and "+38.9%" in report
 
     plots = make_plots(summary, tmp_path)
-    assert set(plots.values()) == {"miou_vs_regions.png", "reward_set_miou_vs_regions.png", "per_class_iou_30.png",
-                                   "class_distribution_30.png", "headline_regions_to_target.png"}
+    assert set(plots.values()) == {
+        "miou_vs_regions.png",
+        "reward_set_miou_vs_regions.png",
+        "per_class_iou_30.png",
+        "class_distribution_30.png",
+        "headline_regions_to_target.png",
+    }
     for name in plots.values():
         assert (tmp_path / name).stat().st_size > 1000
     assert not list(tmp_path.glob(".*.tmp"))
@@ -318,3 +454,28 @@ def test_aggregate_only_rebuilds_from_result_files(fake_results, tmp_path, capsy
 def test_budgets_that_are_not_multiples_of_the_pool_count_name_a_fix(tmp_path, capsys):
     assert main(["--budgets", "10", "20", "--out", str(tmp_path / "b")]) == 2
     assert "--budgets [10, 20] are not multiples of num_pools=8" in capsys.readouterr().err
+
+
+def test_kill_9_in_the_middle_then_rerun_gives_the_uninterrupted_tables(serial_out, tmp_path, cache_dir):
+    """A benchmark process killed with SIGKILL mid-way (no handler runs) and rerun ends with the same result
+    files and tables as a benchmark that was never interrupted."""
+    out = tmp_path / "killed"
+    args = tiny_args(out, cache_dir, "--no-plots")
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "evaluate.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "runs").glob("*.json")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finished = len(list((out / "runs").glob("*.json")))
+    assert 1 <= finished < 4, "the benchmark must be killed between its first and its last result"
+    assert main(args) == 0
+    assert numbers(out) == numbers(serial_out)
+    assert (out / "results.md").read_text() == (serial_out / "results.md").read_text()

@@ -1,4 +1,5 @@
 """Dataset layer: every source, the AL roles, rescaling, and the error messages for bad input."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,11 @@ def write_folder_tree(root: Path, count: int, classes: int = 4, splits: tuple[st
     for split in splits or ("",):
         for i in range(count):
             base = root / split if split else root
-            write_pair(base / "images" / f"{split}img{i:02d}.png", base / "labels" / f"{split}img{i:02d}.png",
-                       random_label(i, high=classes))
+            write_pair(
+                base / "images" / f"{split}img{i:02d}.png",
+                base / "labels" / f"{split}img{i:02d}.png",
+                random_label(i, high=classes),
+            )
     return root
 
 
@@ -113,7 +117,9 @@ def test_synthetic_images_vary_within_a_split(synthetic):
 def test_synthetic_size_and_split_counts_are_configurable():
     splits = load_splits("synthetic", height=40, width=56, n_train=5, n_val=2, n_test=3)
     assert {k: tuple(v.images.shape) for k, v in splits.items()} == {
-        "train": (5, 3, 40, 56), "val": (2, 3, 40, 56), "test": (3, 3, 40, 56)
+        "train": (5, 3, 40, 56),
+        "val": (2, 3, 40, 56),
+        "test": (3, 3, 40, 56),
     }
 
 
@@ -134,7 +140,10 @@ def test_synthetic_default_roles_sizes_and_disjointness(synthetic):
 
 def test_roles_are_deterministic_by_seed_and_differ_across_seeds(synthetic):
     assert make_roles("synthetic", synthetic, seed=1).to_dict() == make_roles("synthetic", synthetic, seed=1).to_dict()
-    assert make_roles("synthetic", synthetic, seed=1).to_dict()["d_t"] != make_roles("synthetic", synthetic, seed=2).to_dict()["d_t"]
+    assert (
+        make_roles("synthetic", synthetic, seed=1).to_dict()["d_t"]
+        != make_roles("synthetic", synthetic, seed=2).to_dict()["d_t"]
+    )
 
 
 def test_roles_sizes_override_defaults(synthetic):
@@ -243,8 +252,11 @@ def write_cityscapes_tree(root: Path, label_ids: torch.Tensor | None = None) -> 
             for i in range(2):
                 stem = f"{city}_{i:06d}_000019"
                 label = label_ids if label_ids is not None else ids[random_label(i, 64, 128, high=len(ids)).long()]
-                write_pair(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png",
-                           root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", label)
+                write_pair(
+                    root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png",
+                    root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png",
+                    label,
+                )
     return root
 
 
@@ -260,7 +272,9 @@ def test_cityscapes_maps_label_ids_to_train_ids(tmp_path):
 
 def test_cityscapes_test_split_is_the_official_val_and_roles_come_from_train(tmp_path):
     splits = load_splits("cityscapes", root=write_cityscapes_tree(tmp_path), scale=0.5)
-    assert splits["test"].names == splits["val"].names == [f"frankfurt_{i:06d}_000019_leftImg8bit.png" for i in range(2)]
+    assert (
+        splits["test"].names == splits["val"].names == [f"frankfurt_{i:06d}_000019_leftImg8bit.png" for i in range(2)]
+    )
     assert splits["test"].image_size == (32, 64)
     roles = make_roles("cityscapes", splits, sizes={"d_s": 1, "d_t": 1, "d_r": 1})
     train_names = set(splits["train"].names)
@@ -308,7 +322,11 @@ def test_folder_with_split_folders_uses_them_and_draws_missing_val_from_train(tm
 def test_folder_all_three_split_folders(tmp_path):
     root = write_folder_tree(tmp_path, count=4, splits=("train", "val", "test"))
     splits = load_splits("folder", root=root, class_names=["a", "b", "c", "d"])
-    assert {k: v.names[0] for k, v in splits.items()} == {"train": "trainimg00.png", "val": "valimg00.png", "test": "testimg00.png"}
+    assert {k: v.names[0] for k, v in splits.items()} == {
+        "train": "trainimg00.png",
+        "val": "valimg00.png",
+        "test": "testimg00.png",
+    }
 
 
 def test_folder_custom_ignore_value_is_stored_as_255(tmp_path):

@@ -13,6 +13,7 @@ import torch
 import segal_env
 from segal_env import ENV_IDS
 
+
 @pytest.fixture
 def tiny(tiny_kwargs):
     return {**tiny_kwargs, "device": "cpu"}

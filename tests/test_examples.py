@@ -1,4 +1,5 @@
 """The walk-through in examples/ runs top to bottom on the tiny configuration."""
+
 import importlib.util
 from pathlib import Path
 
@@ -19,8 +20,9 @@ def load_example(name: str):
 
 def test_walkthrough_trains_compares_and_plots(tiny_kwargs, tmp_path, one_torch_thread, capsys):
     walkthrough = load_example("walkthrough")
-    curves = walkthrough.main(["--timesteps", "4", "--episodes", "1", "--out", str(tmp_path),
-                               "--env-kwargs", *as_cli(tiny_kwargs)])
+    curves = walkthrough.main(
+        ["--timesteps", "4", "--episodes", "1", "--out", str(tmp_path), "--env-kwargs", *as_cli(tiny_kwargs)]
+    )
     steps = tiny_kwargs["budget"] // tiny_kwargs["num_pools"]
     assert list(curves) == ["random", "entropy", "BatchDQN"]
     assert all(len(curve) == steps + 1 for curve in curves.values())

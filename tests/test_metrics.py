@@ -36,19 +36,26 @@ def test_confusion_accumulates_over_batches():
 
 def test_miou_agrees_with_torchmetrics_multiclass_jaccard_index():
     """segal keeps its own bincount mIoU (faster on the env's hot path); it must equal the reference one."""
-    torchmetrics = pytest.importorskip("torchmetrics", reason="torchmetrics comes with the dev extra: pip install -e '.[dev]'")
+    torchmetrics = pytest.importorskip(
+        "torchmetrics", reason="torchmetrics comes with the dev extra: pip install -e '.[dev]'"
+    )
     generator = torch.Generator().manual_seed(0)
     num_classes, ignore = 11, 255
     target = torch.randint(0, num_classes, (4, 48, 64), generator=generator)
     target[torch.rand(target.shape, generator=generator) < 0.2] = ignore  # a fifth of the pixels unlabeled
     # predictions that are right half the time, so the IoUs spread instead of all sitting near 1/(2C)
-    pred = torch.where(torch.rand(target.shape, generator=generator) < 0.5, target.clamp(max=num_classes - 1),
-                       torch.randint(0, num_classes, target.shape, generator=generator))
+    pred = torch.where(
+        torch.rand(target.shape, generator=generator) < 0.5,
+        target.clamp(max=num_classes - 1),
+        torch.randint(0, num_classes, target.shape, generator=generator),
+    )
     confusion = confusion_matrix(pred, target, num_classes, ignore)
 
     def reference(average: str) -> torch.Tensor:
         metric = torchmetrics.classification.MulticlassJaccardIndex(num_classes, average=average, ignore_index=ignore)
         return metric(pred, target).double()
 
-    assert torch.allclose(iou_per_class(confusion), reference("none"), atol=1e-6, rtol=0)  # torchmetrics reports float32
+    assert torch.allclose(
+        iou_per_class(confusion), reference("none"), atol=1e-6, rtol=0
+    )  # torchmetrics reports float32
     assert math.isclose(mean_iou(confusion), float(reference("macro")), abs_tol=1e-6)

@@ -109,7 +109,7 @@ def test_gain_over_margin_is_zero_for_the_margin_rule(tiny):
         make(tiny, reward="gain_over_margin", extra_features=["entropy"])
 
 
-@pytest.mark.parametrize("key,value,match", [("final_average", 1.0, r"\[0, 1\)"), ("final_repeats", 0, ">= 1"),
+@pytest.mark.parametrize("key,value,match", [("final_average", 1.0, "final_average"), ("final_repeats", 0, "final_repeats"),
                                              ("final_start", "best", "final_start"), ("final_seed", "x", "final_seed")])
 def test_bad_final_training_settings_name_the_key(tiny, key, value, match):
     with pytest.raises(ValueError, match=match):

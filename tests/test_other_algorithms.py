@@ -1,5 +1,6 @@
 """SB3's own algorithms on the region-set env: PPO/A2C (MultiInputPolicy, optionally with
 RegionSetExtractor), MaskablePPO (masks from action_masks()), plain DQN through SinglePoolWrapper."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +10,10 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
-from toy_env import ToyRegionEnv
 
 from agents import BatchDQN, MaskedPredictor, RegionSetExtractor, SinglePoolWrapper, detect_algorithm, make_agent
+
+from toy_env import ToyRegionEnv
 
 EXTRACTOR = dict(features_extractor_class=RegionSetExtractor)
 

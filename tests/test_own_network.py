@@ -1,4 +1,5 @@
 """Bring your own network: ``model=`` takes a factory, its import path or a registered name."""
+
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,8 +14,11 @@ from segal_env.models import ForeignNet, build_model, register_model
 def small_net(num_classes: int, dropout: float = 0.5) -> nn.Module:
     """What a user might bring: a plain nn.Sequential with dropout before the classifier, logits at half size."""
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Dropout2d(dropout), nn.Conv2d(8, num_classes, 1),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Dropout2d(dropout),
+        nn.Conv2d(8, num_classes, 1),
     )
 
 

@@ -1,4 +1,5 @@
 """What pip installs: one version, the commands, the typing marker, the citation."""
+
 import importlib
 import importlib.metadata
 import re
@@ -27,8 +28,11 @@ def test_one_version_source():
 
 
 def test_console_commands_are_installed_and_answer_help(capsys):
-    installed = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")
-                 if ep.name.startswith("segal-")}
+    installed = {
+        ep.name: ep.value
+        for ep in importlib.metadata.entry_points(group="console_scripts")
+        if ep.name.startswith("segal-")
+    }
     assert installed == COMMANDS
     for name, target in COMMANDS.items():
         if name == "segal-zoo":  # its --help is the Zoo's (optional extra): tests/test_zoo.py runs it

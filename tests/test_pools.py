@@ -1,4 +1,5 @@
 """Candidate pools and actions (segal_env.pools): disjoint unlabeled pools, validated picks, random references."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,3 +46,30 @@ def test_actions_are_validated_with_the_fix_in_the_message():
         chosen_regions(pools, [0.5, 1])
     with pytest.raises(ValueError, match="masked candidate"):
         chosen_regions(pools, [2, 0])
+
+
+def test_boolean_actions_are_rejected():
+    pools = torch.tensor([[3, 4, -1], [7, 8, 9]])
+    for action in (np.array([True, False]), [True, True], np.array([False, False])):
+        with pytest.raises(ValueError, match="integer candidate indices, got booleans"):
+            chosen_regions(pools, action)
+
+
+def test_pools_larger_than_the_whole_pool_are_rejected_before_any_work():
+    unlabeled = torch.ones(60, 16, dtype=torch.bool)  # 960 regions
+    with pytest.raises(
+        ValueError, match=r"pool_size=5000 x num_pools=8 = 40000 candidates, but the pool has 960 .*pool_size <= 120"
+    ):
+        sample_pools(unlabeled, num_pools=8, pool_size=5000, rng=np.random.default_rng(0))
+    assert sample_pools(unlabeled, num_pools=8, pool_size=120, rng=np.random.default_rng(0)).shape == (8, 120)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_env_names_pool_size_when_its_pools_cannot_fit(tiny_kwargs):
+    import gymnasium as gym
+
+    import segal_env  # noqa: F401 - registers the ids
+
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "pool_size": 100})  # 4 x 100 > 12 images x 16 regions
+    with pytest.raises(ValueError, match=r"pool_size=100 x num_pools=4 = 400 candidates, but the pool has 192 regions"):
+        env.reset(seed=0)

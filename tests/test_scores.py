@@ -1,4 +1,5 @@
 """Per-pixel uncertainty scores (segal_env.scores), checked against their formulas on hand-made predictions."""
+
 from __future__ import annotations
 
 import math

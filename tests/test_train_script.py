@@ -2,11 +2,15 @@
 
 Every run shares the session's pre-training cache (conftest), so the starting networks are trained once.
 """
+
 from __future__ import annotations
 
 import json
 import pickle
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +18,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
 
+import segal_env  # noqa: E402
+from experiments import training  # noqa: E402
+from experiments.checkpoints import newest_checkpoint  # noqa: E402
+from experiments.provenance import provenance  # noqa: E402
+from segal_env.config import parse_key_values  # noqa: E402
+
 import train  # noqa: E402
 from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
-from experiments import training  # noqa: E402
-from segal_env.config import parse_key_values  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,8 +54,11 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     out = tmp_path / "run"
     assert (out / "model.zip").is_file()
     assert list((out / "tb").rglob("events.out.tfevents.*")), "no tensorboard event file"
-    assert (out / "checkpoints" / "BatchDQN_8_steps.zip").is_file()
-    assert (out / "checkpoints" / "BatchDQN_replay_buffer_4_steps.pkl").is_file()
+    assert (out / "checkpoints" / "BatchDQN_8_steps.zip").is_file() and (
+        out / "checkpoints" / "BatchDQN_4_steps.zip"
+    ).is_file()
+    assert (out / "checkpoints" / "BatchDQN_replay_buffer_8_steps.pkl").is_file()
+    assert not (out / "checkpoints" / "BatchDQN_replay_buffer_4_steps.pkl").exists()  # only the newest buffer stays
 
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "BatchDQN" and config["policy"] == "RegionQPolicy"
@@ -55,6 +66,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert config["env_kwargs"]["budget"] == 16 and config["env_kwargs"]["role_sizes"] == {"d_s": 2, "d_t": 12}
     assert config["env_resolved"]["steps_per_episode"] == 4
     assert config["total_timesteps"] == 8 and config["num_timesteps"] == 8
+    assert config["versions"] == provenance("cpu") and config["versions"]["segal"] == segal_env.__version__
 
     saved = json.loads((out / "comparison.json").read_text())
     assert saved == json.loads(json.dumps(comparison))
@@ -73,8 +85,17 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
 def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir):
     run(tmp_path, cache_dir, "--timesteps", "4", "--checkpoint-freq", "4", "--no-compare", "--no-progress-bar")
     assert (tmp_path / "run" / "checkpoints" / "BatchDQN_4_steps.zip").is_file()
+    time.sleep(1.0)  # a pause between the run and its resume, which the monitor's time column must span
     result = run(
-        tmp_path, cache_dir, "--timesteps", "12", "--checkpoint-freq", "4", "--resume", "--no-compare", "--no-progress-bar"
+        tmp_path,
+        cache_dir,
+        "--timesteps",
+        "12",
+        "--checkpoint-freq",
+        "4",
+        "--resume",
+        "--no-compare",
+        "--no-progress-bar",
     )
     assert result == {}
     out = tmp_path / "run"
@@ -85,8 +106,13 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
     # the buffer saved at 12 steps holds the 4 steps of the first run + the 8 new ones
     with open(out / "checkpoints" / "BatchDQN_replay_buffer_12_steps.pkl", "rb") as handle:
         buffer = pickle.load(handle)
-    assert buffer.pos == 12
+    assert buffer.pos == 12 and buffer.actions.shape[0] == 12  # the filled part only
     assert len(list((out / "tb").iterdir())) == 1, "a resumed run keeps logging into the same tensorboard run"
+    # monitor.csv: one header, and the time column continues from the first run's start (SB3's t_start)
+    lines = (out / "monitor.csv").read_text().splitlines()
+    assert [line.startswith("#") for line in lines].count(True) == 1 and lines[1].startswith("r,l,t")
+    times = [float(line.split(",")[2]) for line in lines[2:]]
+    assert len(times) == 3 and times[1] >= times[0] + 1.0 and times == sorted(times)
 
 
 def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys):
@@ -111,6 +137,9 @@ def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys)
         (["--eval-env-kwargs", "lr=fast"], "--eval-env-kwargs: env keyword 'lr' must be float or None, got 'fast'"),
         (["--eval-patience", "2"], "--eval-patience needs --eval-freq"),
         (["--eval-freq", "-1"], "--eval-freq must be >= 0"),
+        (["--device", "tpu"], "--device: device='tpu' is not a torch device; use device='auto'"),
+        (["--env-kwargs", "reward_scale=NaN"], "reward_scale must be a finite number > 0, got nan"),
+        (["--env-kwargs", "budget=0", "num_pools=4"], "budget must be >= num_pools=4"),
     ],
 )
 def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, message):
@@ -135,16 +164,36 @@ def test_key_values_parse_json_and_python_literals_the_same_way_in_both_scripts(
 
 
 def test_freeze_bn_false_on_the_command_line_unfreezes_batchnorm(tmp_path, cache_dir):
-    train.main(["--out", str(tmp_path / "run"), *tiny_env_kwargs(cache_dir), "freeze_bn=False",
-                "--timesteps", "4", "--no-compare", "--no-progress-bar"])
+    train.main(
+        [
+            "--out",
+            str(tmp_path / "run"),
+            *tiny_env_kwargs(cache_dir),
+            "freeze_bn=False",
+            "--timesteps",
+            "4",
+            "--no-compare",
+            "--no-progress-bar",
+        ]
+    )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["env_kwargs"]["freeze_bn"] is False
 
 
 def test_dqn_gets_one_pool(tmp_path, cache_dir):
     comparison = run(
-        tmp_path, cache_dir, "--algo", "DQN", "--timesteps", "16", "--eval-episodes", "1",
-        "--algo-kwargs", "learning_starts=4", "--no-progress-bar", num_pools=None,
+        tmp_path,
+        cache_dir,
+        "--algo",
+        "DQN",
+        "--timesteps",
+        "16",
+        "--eval-episodes",
+        "1",
+        "--algo-kwargs",
+        "learning_starts=4",
+        "--no-progress-bar",
+        num_pools=None,
     )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["env_kwargs"]["num_pools"] == 1 and config["env_resolved"]["num_pools"] == 1
@@ -155,7 +204,9 @@ def test_dqn_gets_one_pool(tmp_path, cache_dir):
 
 @pytest.mark.parametrize("algo", ["PPO", "MaskablePPO"])
 def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
-    comparison = run(tmp_path, cache_dir, "--algo", algo, "--episodes", "2", "--eval-episodes", "1", "--no-progress-bar")
+    comparison = run(
+        tmp_path, cache_dir, "--algo", algo, "--episodes", "2", "--eval-episodes", "1", "--no-progress-bar"
+    )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["policy"] == "MultiInputPolicy" and config["total_timesteps"] == 8 and config["num_timesteps"] >= 8
     assert config["algo_kwargs_used"]["n_steps"] == 8
@@ -168,8 +219,22 @@ def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path
     """Test-mode budget 16 = 4 steps of 4 picks; training 8 steps evaluated every 4: two evaluations."""
     # BatchDQN is evaluated on pools of another size than it trains on, as in the paper (N=20 -> N=10)
     other_pools = ["--eval-env-kwargs", "pool_size=2"] if algo == "BatchDQN" else []
-    comparison = run(tmp_path, cache_dir, "--algo", algo, "--timesteps", "8", "--eval-freq", "4",
-                     "--eval-freq-episodes", "1", "--eval-episodes", "1", "--no-progress-bar", *other_pools)
+    comparison = run(
+        tmp_path,
+        cache_dir,
+        "--algo",
+        algo,
+        "--timesteps",
+        "8",
+        "--eval-freq",
+        "4",
+        "--eval-freq-episodes",
+        "1",
+        "--eval-episodes",
+        "1",
+        "--no-progress-bar",
+        *other_pools,
+    )
     out = tmp_path / "run"
     record = json.loads((out / "evaluations.json").read_text())
     assert [e["timesteps"] for e in record["evaluations"]] == [4, 8]
@@ -185,7 +250,92 @@ def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path
 
 def test_same_episodes_at_every_evaluation(tmp_path, cache_dir):
     """Re-seeding before each evaluation: a policy that does not learn scores identically every time."""
-    run(tmp_path, cache_dir, "--timesteps", "12", "--eval-freq", "4", "--eval-freq-episodes", "1", "--no-compare",
-        "--no-progress-bar", "--algo-kwargs", "learning_starts=100")  # never updated
+    run(
+        tmp_path,
+        cache_dir,
+        "--timesteps",
+        "12",
+        "--eval-freq",
+        "4",
+        "--eval-freq-episodes",
+        "1",
+        "--no-compare",
+        "--no-progress-bar",
+        "--algo-kwargs",
+        "learning_starts=100",
+    )  # never updated
     returns = [e["returns"] for e in json.loads((tmp_path / "run" / "evaluations.json").read_text())["evaluations"]]
     assert len(returns) == 3 and returns[0] == returns[1] == returns[2]
+
+
+def test_run_configuration_is_typed_and_recorded_as_given(tmp_path):
+    args = training.build_parser().parse_args(
+        ["--out", str(tmp_path / "x"), "--algo", "PPO", "--episodes", "3", "--env-kwargs", "lr=0.01", "--no-compare"]
+    )
+    config = training.resolve_config(args, ["--algo", "PPO"])
+    assert isinstance(config, training.RunConfig) and isinstance(config.out, Path)
+    assert config.algo == "PPO" and config.env_kwargs == {"lr": 0.01, "device": "auto"} and not config.compare
+    assert config.total_timesteps(steps_per_episode=4) == 12
+    record = config.to_dict()
+    assert record["out"] == str(tmp_path / "x") and record["argv"] == ["--algo", "PPO"]
+    assert json.loads(json.dumps(record)) == record  # config.json takes it as is
+
+
+def test_provenance_names_segal_python_torch_and_device():
+    import platform
+
+    import torch
+
+    stamp = provenance("cuda:1")
+    assert stamp == {
+        "segal": segal_env.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": "cuda:1",
+    }
+    assert provenance()["device"] is None
+
+
+def test_kill_9_during_training_then_resume(tmp_path, cache_dir):
+    """train.py killed with SIGKILL after its first checkpoint (no handler runs): --resume continues from the
+    newest complete checkpoint to the same total, with its replay buffer, one monitor header and a time axis
+    that keeps counting."""
+    out = tmp_path / "run"
+    options = [
+        "--out",
+        str(out),
+        *tiny_env_kwargs(cache_dir),
+        "--checkpoint-freq",
+        "4",
+        "--no-compare",
+        "--no-progress-bar",
+        "--threads",
+        "1",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *options, "--timesteps", "400"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        first = out / "checkpoints" / "BatchDQN_4_steps.zip"
+        while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    assert first.is_file() and not (out / "model.zip").exists(), "killed before its first checkpoint or after the end"
+    newest = newest_checkpoint(out, "BatchDQN", needs_buffer=True)
+    steps = int(newest.stem.split("_")[1])
+    train.main([*options, "--timesteps", str(steps + 8), "--resume"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["resumed_from"] == str(newest) and config["num_timesteps"] == steps + 8
+    with open(out / "checkpoints" / f"BatchDQN_replay_buffer_{steps + 8}_steps.pkl", "rb") as handle:
+        assert pickle.load(handle).pos == steps + 8  # the killed run's transitions up to its checkpoint + the new ones
+    assert [p.name for p in (out / "checkpoints").glob("*.pkl")] == [f"BatchDQN_replay_buffer_{steps + 8}_steps.pkl"]
+    lines = (out / "monitor.csv").read_text().splitlines()
+    assert [line.startswith("#") for line in lines].count(True) == 1
+    times = [float(line.split(",")[2]) for line in lines[2:]]
+    assert times == sorted(times)

@@ -81,8 +81,8 @@ def test_warmup_cosine_rises_then_decays_to_zero():
 
 
 def test_start_network_is_the_same_for_every_thread_count(tmp_path):
-    from segal_env.start_network import load_or_pretrain
     from segal_env.data import load_splits, make_roles
+    from segal_env.start_network import load_or_pretrain
 
     splits = load_splits("synthetic", n_train=12, n_val=4, n_test=2)
     roles = make_roles("synthetic", splits, sizes={"d_s": 2, "d_t": 4})

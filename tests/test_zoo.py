@@ -1,4 +1,5 @@
 """The RL Zoo launcher (experiments/zoo.py): BatchDQN and MaskablePPO train through the Zoo's own trainer."""
+
 import numpy as np
 import pytest
 
@@ -26,8 +27,24 @@ def test_zoo_trains_and_evaluates_a_segal_algorithm(algo, tiny_kwargs, tmp_path,
     from experiments.zoo import main
 
     steps = tiny_kwargs["budget"] // tiny_kwargs["num_pools"]  # one episode, evaluated half-way and at the end
-    argv = ["--algo", algo, "--env", "SegAL-Synthetic-v0", "-n", str(steps), "-f", str(tmp_path), "--seed", "0",
-            "--eval-freq", str(steps // 2), "--eval-episodes", "1", "--env-kwargs", *zoo_env_kwargs(tiny_kwargs)]
+    argv = [
+        "--algo",
+        algo,
+        "--env",
+        "SegAL-Synthetic-v0",
+        "-n",
+        str(steps),
+        "-f",
+        str(tmp_path),
+        "--seed",
+        "0",
+        "--eval-freq",
+        str(steps // 2),
+        "--eval-episodes",
+        "1",
+        "--env-kwargs",
+        *zoo_env_kwargs(tiny_kwargs),
+    ]
     if algo == "maskable_ppo":
         argv += ["-params", f"n_steps:{steps}", f"batch_size:{steps}"]
     assert main(argv) == 0

@@ -5,6 +5,7 @@ the mean signal of the picked candidates (so a good pick is learnable from the f
 reported like the real env as ``100 x`` an mIoU gain. Masked candidates get the highest signal, so
 any policy that ignores the mask is caught by tests.
 """
+
 from __future__ import annotations
 
 from typing import Any

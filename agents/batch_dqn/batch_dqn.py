@@ -1,4 +1,5 @@
 """Batch-mode DQN of Casanova et al. (ICLR 2020): K picks per step, one per candidate pool."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -271,7 +272,7 @@ class BatchDQN(OffPolicyAlgorithm):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """Greedy pick per pool; unless deterministic, each pool independently explores with
         probability ``exploration_rate`` by a uniform pick among its valid candidates."""
-        actions, state = self.policy.predict(observation, state, episode_start, deterministic)
+        actions, state = self.policy.predict(observation, state, episode_start, deterministic)  # type: ignore[arg-type]
         if not deterministic and self.exploration_rate > 0:
             mask = observation["action_mask"]  # type: ignore[index]
             explore = np.random.random(actions.shape) < self.exploration_rate

@@ -4,6 +4,7 @@ One network with shared weights scores every candidate region of every pool, so 
 not depend on the number of pools K or the pool size N (only on the row widths and on the number of
 state regions S): a policy trained with N=20 can be evaluated with N=10, as in the paper.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -149,7 +150,7 @@ class RegionQPolicy(BasePolicy):
             optimizer_kwargs=optimizer_kwargs,
             normalize_images=False,
         )
-        self.net_args = {
+        self.net_args: dict[str, Any] = {
             "observation_space": observation_space,
             "state_net_arch": list(state_net_arch or [32, 16]),
             "state_embed_dim": state_embed_dim,
@@ -165,7 +166,7 @@ class RegionQPolicy(BasePolicy):
         self.q_net_target = RegionQNetwork(**self.net_args)
         self.q_net_target.load_state_dict(self.q_net.state_dict())
         self.q_net_target.train(False)
-        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(self.q_net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
     def forward(self, obs: PyTorchObs, deterministic: bool = True) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)
@@ -178,7 +179,10 @@ class RegionQPolicy(BasePolicy):
         every candidate alike; train mode and test mode may differ in N): batched when "candidates" has
         4 dimensions."""
         vectorized = np.ndim(observation["candidates"]) == 4
-        tensors = {key: th.as_tensor(np.asarray(value, dtype=np.float32), device=self.device) for key, value in observation.items()}
+        tensors = {
+            key: th.as_tensor(np.asarray(value, dtype=np.float32), device=self.device)
+            for key, value in observation.items()
+        }
         return (tensors if vectorized else {key: value[None] for key, value in tensors.items()}), vectorized
 
     def predict(

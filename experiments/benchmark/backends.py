@@ -11,6 +11,7 @@ Every backend has the same two calls:
 Numbers do not depend on the backend: a run is a pure function of its RunSpec (fresh env, seeded
 reset, seeded baseline), and each worker sets the same torch thread count (``RunSpec.torch_threads``).
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -20,6 +21,8 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable, Iterable
+
+import torch
 
 from experiments.benchmark.runner import RunSpec, describe_env, run_episode
 
@@ -36,15 +39,15 @@ def import_ray():
     try:
         import ray
     except ImportError as error:
-        raise RuntimeError(f"the Ray backend needs the optional 'ray' extra, which is not installed: {RAY_EXTRA_HINT}") from error
+        raise RuntimeError(
+            f"the Ray backend needs the optional 'ray' extra, which is not installed: {RAY_EXTRA_HINT}"
+        ) from error
     return ray
 
 
 def cuda_devices() -> list[str]:
     """["cuda:0", "cuda:1", ...] for the GPUs this process sees (no CUDA context is created)."""
     try:
-        import torch
-
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     except Exception:  # noqa: BLE001 - a broken CUDA install means "no GPU" here
         return []
@@ -132,8 +135,8 @@ def _worker_describe(spec: RunSpec, check_policies) -> dict:
 class ProcessBackend(Backend):
     """A pool of ``workers`` spawned processes on this machine.
 
-    Each run sets its own torch thread count (``RunSpec.torch_threads``, chosen by the driver as
-    cores // workers unless given). With several GPUs, each worker takes one, round-robin.
+    Each run sets its own torch thread count (``RunSpec.torch_threads``: ``--threads``, else 1, as the
+    protocol chooses for every backend). With several GPUs, each worker takes one, round-robin.
     """
 
     name = "processes"
@@ -151,7 +154,9 @@ class ProcessBackend(Backend):
         ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
         self._events = ctx.Queue()
         self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_worker_init,
             initargs=(self._events, ctx.Value("i", 0), devices),
         )
 
@@ -238,8 +243,13 @@ class RayBackend(Backend):
                 # _node_ip_address asks for loopback; note that Ray (2.60) maps it back to the node's own IP
                 # and its gRPC servers may still listen on every interface (guarded by Ray's token auth)
                 ray.init(
-                    address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                    _node_ip_address="127.0.0.1", logging_level="warning", log_to_driver=False,
+                    address="local",
+                    num_cpus=num_cpus,
+                    num_gpus=num_gpus,
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    logging_level="warning",
+                    log_to_driver=False,
                 )
                 self._owns_cluster = True
             else:
@@ -312,7 +322,9 @@ def make_backend(
 ) -> Backend:
     """``ray_address``: False = no Ray; None / "local" = a new local Ray instance; else a cluster address."""
     if ray_address is not False:
-        return RayBackend(ray_address, ray_cpus, ray_gpus, num_cpus=local_ray_cpus)
+        return RayBackend(
+            ray_address if isinstance(ray_address, str) else None, ray_cpus, ray_gpus, num_cpus=local_ray_cpus
+        )
     if workers > 1:
         devices = cuda_devices() if _wants_auto_device(device) else []
         return ProcessBackend(workers, devices if len(devices) > 1 else None)

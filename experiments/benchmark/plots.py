@@ -1,7 +1,9 @@
 """PNG figures of a benchmark summary (matplotlib, Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +59,25 @@ def plot_miou_curves(summary: dict, path: Path, key: str = "test_miou") -> str:
     return _save(fig, path)
 
 
-def _grouped_bars(ax, summary: dict, values: dict[str, tuple[np.ndarray, np.ndarray | None]], order: np.ndarray) -> None:
+def _grouped_bars(
+    ax, summary: dict, values: Mapping[str, tuple[np.ndarray, np.ndarray | None]], order: np.ndarray
+) -> None:
     colors = _colors(summary["policies"])
     policies = [p for p in summary["policies"] if p in values]
     width = 0.8 / max(len(policies), 1)
     x = np.arange(len(order))
     for i, policy in enumerate(policies):
         mean, std = values[policy]
-        ax.bar(x + (i - (len(policies) - 1) / 2) * width, mean[order], width, yerr=None if std is None else std[order],
-               color=colors[policy], label=policy, capsize=2, error_kw={"lw": 0.8})
+        ax.bar(
+            x + (i - (len(policies) - 1) / 2) * width,
+            mean[order],
+            width,
+            yerr=None if std is None else std[order],
+            color=colors[policy],
+            label=policy,
+            capsize=2,
+            error_kw={"lw": 0.8},
+        )
     names = summary["class_names"]
     rare = set(summary["rare_classes"]["classes"])
     ax.set_xticks(x, [names[c] + ("*" if c in rare else "") for c in order], rotation=35, ha="right", fontsize=8)
@@ -78,15 +90,21 @@ def _class_order(summary: dict) -> np.ndarray:
     budget = str(summary["class_budget"])
     ranked_by = summary["rare_classes"]["ranked_by"]
     pools = [ranked_by] if ranked_by in summary["labeled_pixels"] else summary["policies"]
-    share = np.mean([summary["labeled_pixels"][p][budget]["fraction"] for p in pools if budget in summary["labeled_pixels"][p]], axis=0)
+    share = np.mean(
+        [summary["labeled_pixels"][p][budget]["fraction"] for p in pools if budget in summary["labeled_pixels"][p]],
+        axis=0,
+    )
     return np.argsort(-share, kind="stable")
 
 
 def plot_per_class_iou(summary: dict, path: Path) -> str:
     plt = _pyplot()
     budget = str(summary["class_budget"])
-    values = {p: (100 * np.array(d[budget]["mean"]), 100 * np.array(d[budget]["std"]))
-              for p, d in summary["per_class_iou"].items() if budget in d}
+    values = {
+        p: (100 * np.array(d[budget]["mean"]), 100 * np.array(d[budget]["std"]))
+        for p, d in summary["per_class_iou"].items()
+        if budget in d
+    }
     fig, ax = plt.subplots(figsize=(max(7, 0.6 * len(summary["class_names"]) + 2), 4.5))
     _grouped_bars(ax, summary, values, _class_order(summary))
     ax.set_ylabel("test IoU (%)")
@@ -100,11 +118,17 @@ def plot_class_distribution(summary: dict, path: Path) -> str:
     plt = _pyplot()
     budget = str(summary["class_budget"])
     order = _class_order(summary)
-    shares = {p: (100 * np.array(d[budget]["fraction"]), None) for p, d in summary["labeled_pixels"].items() if budget in d}
+    shares = {
+        p: (100 * np.array(d[budget]["fraction"]), None) for p, d in summary["labeled_pixels"].items() if budget in d
+    }
     ranked_by = summary["rare_classes"]["ranked_by"]
     has_reference = ranked_by in shares
-    fig, axes = plt.subplots(2 if has_reference else 1, 1, figsize=(max(7, 0.6 * len(order) + 2), 7.5 if has_reference else 4.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2 if has_reference else 1,
+        1,
+        figsize=(max(7, 0.6 * len(order) + 2), 7.5 if has_reference else 4.5),
+        squeeze=False,
+    )
     ax = axes[0, 0]
     _grouped_bars(ax, summary, shares, order)
     ax.set_yscale("log")
@@ -159,8 +183,12 @@ def make_plots(summary: dict, out_dir: str | os.PathLike) -> dict[str, str]:
     budget = summary["class_budget"]
     return {
         "test mIoU vs labeled regions": plot_miou_curves(summary, out / "miou_vs_regions.png"),
-        "reward-set mIoU vs labeled regions": plot_miou_curves(summary, out / "reward_set_miou_vs_regions.png", "reward_set_miou"),
+        "reward-set mIoU vs labeled regions": plot_miou_curves(
+            summary, out / "reward_set_miou_vs_regions.png", "reward_set_miou"
+        ),
         f"per-class test IoU at {budget}": plot_per_class_iou(summary, out / f"per_class_iou_{budget}.png"),
-        f"class distribution of acquired labels at {budget}": plot_class_distribution(summary, out / f"class_distribution_{budget}.png"),
+        f"class distribution of acquired labels at {budget}": plot_class_distribution(
+            summary, out / f"class_distribution_{budget}.png"
+        ),
         "regions needed to reach the target (headline)": plot_headline(summary, out / "headline_regions_to_target.png"),
     }

@@ -5,12 +5,21 @@ active run). Elsewhere (logs, CI, ``--no-progress``-less pipes): one plain line 
 per budget reached and per run end, each with the estimated time left. Time left is estimated
 from the steps done so far (budget steps with a test evaluation cost more: the estimate is rough).
 """
+
 from __future__ import annotations
 
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from experiments.benchmark.runner import RunSpec
 
@@ -27,8 +36,14 @@ def _fmt_seconds(seconds: float | None) -> str:
 class BenchmarkProgress:
     """Consumes the runner's events (``event``) and the driver's run outcomes (``finished``/``failed``)."""
 
-    def __init__(self, specs: list[RunSpec], steps_per_run: int, console: Console | None = None,
-                 live: bool | None = None, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        specs: list[RunSpec],
+        steps_per_run: int,
+        console: Console | None = None,
+        live: bool | None = None,
+        enabled: bool = True,
+    ) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
         self.live = enabled and (self.console.is_terminal if live is None else live)
@@ -41,16 +56,23 @@ class BenchmarkProgress:
         self.runs_done = 0
         self.start = time.perf_counter()
         self._progress: Progress | None = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._overall = None
 
     # ---- context -------------------------------------------------------------------------------
     def __enter__(self):
         if self.live:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                console=self.console, transient=False, refresh_per_second=4,
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+                refresh_per_second=4,
             )
             self._progress.__enter__()
             self._overall = self._progress.add_task(f"all runs (0/{len(self.specs)})", total=self.total, info="steps")
@@ -99,8 +121,10 @@ class BenchmarkProgress:
                 self._tasks[run] = self._progress.add_task(f"  {self._label(run)}", total=steps, info="")
             self._progress.update(self._tasks[run], completed=step, info=info)
         elif kind == "start":
-            self._print(f"[run] {self._label(run)}: started ({steps} steps, first budget {next_budget}); "
-                        f"{self.runs_done}/{len(self.specs)} runs done, time left ~{_fmt_seconds(self.eta())}")
+            self._print(
+                f"[run] {self._label(run)}: started ({steps} steps, first budget {next_budget}); "
+                f"{self.runs_done}/{len(self.specs)} runs done, time left ~{_fmt_seconds(self.eta())}"
+            )
         elif "test_miou" in event and kind == "step":
             self._print(f"[run] {self._label(run)}: step {step}/{steps}, {info}; time left ~{_fmt_seconds(self.eta())}")
 
@@ -116,9 +140,11 @@ class BenchmarkProgress:
     def finished(self, spec: RunSpec, record: dict) -> None:
         self._close(spec.run_id)
         last = record["entries"][-1]
-        self._print(f"[done] {self._label(spec.run_id)}: test mIoU@{last['budget']} {100 * last['test_miou']:.2f} "
-                    f"in {_fmt_seconds(record['wall_time_s'])} ({self.runs_done}/{len(self.specs)} runs, "
-                    f"time left ~{_fmt_seconds(self.eta())})")
+        self._print(
+            f"[done] {self._label(spec.run_id)}: test mIoU@{last['budget']} {100 * last['test_miou']:.2f} "
+            f"in {_fmt_seconds(record['wall_time_s'])} ({self.runs_done}/{len(self.specs)} runs, "
+            f"time left ~{_fmt_seconds(self.eta())})"
+        )
 
     def failed(self, spec: RunSpec, error: str) -> None:
         self._close(spec.run_id)

@@ -1,15 +1,24 @@
 """What a benchmark runs: the protocol presets (paper budgets, CPU scale, --quick) and the resolution of the
 command line into a ``Config`` and one ``RunSpec`` per (policy, seed)."""
+
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
+import torch
+
+import segal_env  # noqa: F401 - registers the SegAL ids
+from agents.baselines import BASELINES
+from agents.loading import PRIVILEGED_POLICIES, saved_model_path
 from experiments.benchmark.runner import CONTROLLED_KWARGS, RunSpec, file_sha256, sanitize_label
-from segal_env.config import EnvConfig, parse_env_settings, resolve_env_config
+from segal_env.config import EnvConfig, check_device, parse_env_settings, resolve_env_config
 
 DEFAULT_POLICIES = ["random", "entropy", "bald"]
 DEFAULT_SEEDS = 3
@@ -21,41 +30,60 @@ PAPER_BUDGETS = {
 }
 
 # without a GPU, the paper-sized configurations take days: these keep the protocol and shrink the scale
-CPU_DEFAULTS = {
+CPU_DEFAULTS: dict[str, dict[str, Any]] = {
     "camvid": {
         "env_kwargs": {"scale": 0.25, "region_size": [18, 20], "num_pools": 12},
         "budgets": [120, 180, 240, 300, 360, 480],
         "why": "no GPU: CamVid at scale 0.25 (90x120 images), 18x20 regions (30 per image; the paper's 90x80 "
-               "scaled by 0.25 does not tile), K=12 pools, budgets divided by 4 (120..480 instead of 480..1920)",
+        "scaled by 0.25 does not tile), K=12 pools, budgets divided by 4 (120..480 instead of 480..1920)",
     },
     "cityscapes": {
         "env_kwargs": {"scale": 0.25, "region_size": [32, 32], "num_pools": 48},
         "budgets": [240, 480, 960, 1920, 3840],
         "why": "no GPU: Cityscapes at scale 0.25 (256x512 images), 32x32 regions (the paper's 128x128 scaled), "
-               "K=48 pools, budgets divided by 8 (240..3840 instead of 1920..30720)",
+        "K=48 pools, budgets divided by 8 (240..3840 instead of 1920..30720)",
     },
 }
 
 # --quick: a smoke-sized benchmark that finishes in a few minutes on a 2-core CPU
-QUICK = {
+QUICK: dict[str, dict[str, Any]] = {
     # the preset data set and roles (a starting network weak enough that labels still help, strong
     # enough that they do: ~25% test mIoU), fewer train images, pre-training capped at 20 epochs
     # (about a minute, once: cached), 6 candidates per pool, 4 MC-dropout samples for BALD
     "synthetic": {
-        "env_kwargs": {"dataset_kwargs": {"n_train": 120}, "num_pools": 8, "pool_size": 6, "pretrain_steps": 200,
-                       "mc_samples": 4},
+        "env_kwargs": {
+            "dataset_kwargs": {"n_train": 120},
+            "num_pools": 8,
+            "pool_size": 6,
+            "pretrain_steps": 200,
+            "mc_samples": 4,
+        },
         "budgets": [16, 32, 48, 64],
         "seeds": 2,
     },
     "camvid": {
-        "env_kwargs": {"scale": 0.25, "region_size": [18, 20], "num_pools": 12, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30}, "pretrain_steps": 200, "mc_samples": 4},
+        "env_kwargs": {
+            "scale": 0.25,
+            "region_size": [18, 20],
+            "num_pools": 12,
+            "pool_size": 5,
+            "role_sizes": {"d_s": 4, "d_t": 50, "d_r": 30},
+            "pretrain_steps": 200,
+            "mc_samples": 4,
+        },
         "budgets": [24, 48, 72],
         "seeds": 2,
     },
     "cityscapes": {
-        "env_kwargs": {"scale": 0.125, "region_size": [32, 32], "num_pools": 16, "pool_size": 5,
-                       "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30, "d_v": 60}, "pretrain_steps": 80, "mc_samples": 4},
+        "env_kwargs": {
+            "scale": 0.125,
+            "region_size": [32, 32],
+            "num_pools": 16,
+            "pool_size": 5,
+            "role_sizes": {"d_s": 4, "d_t": 30, "d_r": 30, "d_v": 60},
+            "pretrain_steps": 80,
+            "mc_samples": 4,
+        },
         "budgets": [32, 64, 96],
         "seeds": 2,
     },
@@ -76,19 +104,27 @@ def parse_env_kwargs(items: list[str]) -> dict:
         raise UsageError(str(error)) from None
 
 
-def resolved_test_mode(dataset: str, env_kwargs: dict, budgets: list[int] | None = None) -> EnvConfig:
-    """The env's resolved test-mode settings (no data loaded); ``budgets`` are checked against its pool count K."""
+def resolve_test_mode(dataset: str, env_kwargs: dict) -> EnvConfig:
+    """The env's resolved test-mode settings (no data loaded); the benchmark's one resolution."""
     try:
-        config = resolve_env_config(**{**env_kwargs, "dataset": dataset, "mode": "test"})
+        return resolve_env_config(**{**env_kwargs, "dataset": dataset, "mode": "test"})
     except (TypeError, ValueError) as error:
         raise UsageError(f"--env-kwargs: {error}") from None
-    k = config.num_pools
-    bad = [b for b in budgets or [] if b % k]
+
+
+def check_budgets(budgets: list[int], num_pools: int) -> list[int]:
+    """The budgets sorted and deduplicated, once; each a positive multiple of ``num_pools`` (K)."""
+    budgets = sorted({int(b) for b in budgets})
+    if not budgets or budgets[0] <= 0:
+        raise UsageError(f"budgets must be positive, got {budgets}")
+    bad = [b for b in budgets if b % num_pools]
     if bad:
-        fixed = sorted({max(k, round(b / k) * k) for b in budgets})
-        raise UsageError(f"--budgets {bad} are not multiples of num_pools={k} (each step labels one region per pool); "
-                         f"e.g. --budgets {' '.join(map(str, fixed))}")
-    return config
+        fixed = sorted({max(num_pools, round(b / num_pools) * num_pools) for b in budgets})
+        raise UsageError(
+            f"--budgets {bad} are not multiples of num_pools={num_pools} (each step labels one region per "
+            f"pool); e.g. --budgets {' '.join(map(str, fixed))}"
+        )
+    return budgets
 
 
 # ---- configuration -----------------------------------------------------------------------------------
@@ -103,14 +139,11 @@ class Config:
     device: str
     threads: int
     out: Path
+    env_config: EnvConfig  # the test-mode settings, resolved once: budget = the largest budget, eval_budgets = budgets
     notes: list[str] = field(default_factory=list)
 
 
 def dataset_of(env_id: str, env_kwargs: dict) -> str:
-    import gymnasium as gym
-
-    import segal_env  # noqa: F401 - registers the SegAL ids
-
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as error:
@@ -119,20 +152,19 @@ def dataset_of(env_id: str, env_kwargs: dict) -> str:
     return env_kwargs.get("dataset", spec.kwargs.get("dataset", "synthetic"))
 
 
-def default_budgets(dataset: str, env_kwargs: dict) -> list[int]:
-    """The paper's budgets for CamVid / Cityscapes, else five even steps up to the test budget; multiples of K."""
-    config = resolved_test_mode(dataset, env_kwargs)
-    k = config.num_pools
-    budgets = PAPER_BUDGETS.get(dataset) or [config.budget * i / 5 for i in range(1, 6)]
+def default_budgets(config: EnvConfig, budget: int | None = None) -> list[int]:
+    """The paper's budgets for CamVid / Cityscapes, else five even steps up to ``budget`` (default: the
+    preset test budget); multiples of K."""
+    k, top = config.num_pools, budget or config.budget
+    budgets: list[float] = [float(b) for b in PAPER_BUDGETS.get(config.dataset, [])] or [
+        top * i / 5 for i in range(1, 6)
+    ]
     return sorted({max(k, int(round(b / k)) * k) for b in budgets})
 
 
 def parse_policies(items: list[str]) -> dict[str, str]:
     """label -> source. A baseline name is its own label; a model path is labelled by its file stem
     (or explicitly, ``label=path``). Unknown names and missing files are a UsageError."""
-    from agents.baselines import BASELINES
-    from agents.loading import PRIVILEGED_POLICIES, saved_model_path
-
     policies: dict[str, str] = {}
     for item in items:
         label, sep, source = item.partition("=")
@@ -152,7 +184,9 @@ def parse_policies(items: list[str]) -> dict[str, str]:
             label = label or path.stem
         label = sanitize_label(label)
         if label in policies and policies[label] != source:
-            raise UsageError(f"two policies are labelled {label!r} ({policies[label]} and {source}); name them with label=path")
+            raise UsageError(
+                f"two policies are labelled {label!r} ({policies[label]} and {source}); name them with label=path"
+            )
         policies[label] = source
     return policies
 
@@ -162,29 +196,33 @@ def resolve_config(args: argparse.Namespace) -> Config:
     user_kwargs = parse_env_kwargs(args.env_kwargs)
     controlled = sorted(set(user_kwargs) & set(CONTROLLED_KWARGS) - {"budget"})
     if controlled:
-        raise UsageError(f"env kwargs {controlled} are set by the benchmark (test mode, --budgets, --final-training); drop them")
+        raise UsageError(
+            f"env kwargs {controlled} are set by the benchmark (test mode, --budgets, --final-training); drop them"
+        )
     dataset = dataset_of(args.env, user_kwargs)
     env_kwargs: dict = {}
     budgets = args.budgets
     seeds = args.seeds
     policies = args.policies or list(DEFAULT_POLICIES)
-
-    import torch
-
+    if args.ray is None:  # Ray tasks may run where this driver's machine has no GPU: their envs check there
+        try:
+            check_device(args.device)
+        except ValueError as error:
+            raise UsageError(f"--device: {error}") from None
     gpu = torch.cuda.is_available() or (args.ray is not None and args.ray_gpus > 0)
     on_cpu = args.device == "cpu" or (not args.device.startswith("cuda") and not gpu)
+    budget_steps = None
     if args.quick:
         quick = QUICK.get(dataset, QUICK["*"])
         env_kwargs.update(quick["env_kwargs"])
         seeds = seeds or quick["seeds"]
         if budgets is None:
-            if "budgets" in quick:
-                budgets = list(quick["budgets"])
-            else:
-                k = resolved_test_mode(dataset, {**env_kwargs, **user_kwargs}).num_pools
-                budgets = [k * s for s in quick["budget_steps"]]
-        notes.append(f"--quick: small configuration for a smoke benchmark ({json.dumps(quick['env_kwargs'], sort_keys=True)}); "
-                     "numbers are not comparable with full runs")
+            budgets = quick.get("budgets")
+            budget_steps = quick.get("budget_steps")
+        notes.append(
+            f"--quick: small configuration for a smoke benchmark ({json.dumps(quick['env_kwargs'], sort_keys=True)}); "
+            "numbers are not comparable with full runs"
+        )
     elif on_cpu and dataset in CPU_DEFAULTS and "scale" not in user_kwargs:
         cpu = CPU_DEFAULTS[dataset]
         env_kwargs.update(cpu["env_kwargs"])
@@ -192,13 +230,20 @@ def resolve_config(args: argparse.Namespace) -> Config:
             budgets = list(cpu["budgets"])
         notes.append(cpu["why"] + "; pass scale=... (and region_size/num_pools, --budgets) to override")
     env_kwargs.update(user_kwargs)
+    # the one resolution: the user's budget (if any) only shapes the default ladder; the benchmark then sets
+    # the env's budget to the largest of the budgets and scores the test split at every one of them
+    user_budget = env_kwargs.pop("budget", None)
+    env_config = resolve_test_mode(dataset, env_kwargs)
     if budgets is None:
-        budgets = default_budgets(dataset, env_kwargs)
-    env_kwargs.pop("budget", None)  # the benchmark sets the env budget to the largest of --budgets
-    budgets = sorted({int(b) for b in budgets})
-    if not budgets or budgets[0] <= 0:
-        raise UsageError(f"budgets must be positive, got {budgets}")
-    resolved_test_mode(dataset, env_kwargs, budgets)  # multiples of the resolved num_pools; the env checks the pool size
+        budgets = (
+            [env_config.num_pools * s for s in budget_steps]
+            if budget_steps
+            else default_budgets(env_config, user_budget)
+        )
+    budgets = check_budgets(budgets, env_config.num_pools)  # the env checks them against the pool size
+    env_config = dataclasses.replace(
+        env_config, budget=budgets[-1], eval_budgets=budgets, final_training=bool(args.final_training)
+    )
     seeds_count = DEFAULT_SEEDS if seeds is None else int(seeds)
     if seeds_count < 1:
         raise UsageError("--seeds must be >= 1")
@@ -211,24 +256,45 @@ def resolve_config(args: argparse.Namespace) -> Config:
         threads = args.threads or max(1, int(math.floor(args.ray_cpus)))
     else:
         threads = args.threads or 1
-    out = Path(args.out) if args.out else Path("results") / (sanitize_label(args.env.lower()) + ("-quick" if args.quick else ""))
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results") / (sanitize_label(args.env.lower()) + ("-quick" if args.quick else ""))
+    )
     return Config(
-        env_id=args.env, env_kwargs=env_kwargs, policies=parse_policies(policies),
-        seeds=list(range(args.first_seed, args.first_seed + seeds_count)), budgets=budgets,
-        final_training=bool(args.final_training), device=args.device, threads=int(threads), out=out, notes=notes,
+        env_id=args.env,
+        env_kwargs=env_kwargs,
+        policies=parse_policies(policies),
+        seeds=list(range(args.first_seed, args.first_seed + seeds_count)),
+        budgets=budgets,
+        final_training=bool(args.final_training),
+        device=args.device,
+        threads=int(threads),
+        out=out,
+        env_config=env_config,
+        notes=notes,
     )
 
 
 def make_specs(config: Config) -> list[RunSpec]:
     """Seed-major order: the first seed of every policy finishes first (early comparable results)."""
-    from agents.baselines import BASELINES
-    from agents.loading import PRIVILEGED_POLICIES
-
-    hashes = {label: None if source in BASELINES or source in PRIVILEGED_POLICIES else file_sha256(source)
-              for label, source in config.policies.items()}
+    hashes = {
+        label: None if source in BASELINES or source in PRIVILEGED_POLICIES else file_sha256(source)
+        for label, source in config.policies.items()
+    }
     return [
-        RunSpec(env_id=config.env_id, env_kwargs=config.env_kwargs, policy=label, policy_source=source, seed=seed,
-                budgets=config.budgets, final_training=config.final_training, device=config.device,
-                torch_threads=config.threads, policy_sha256=hashes[label])
-        for seed in config.seeds for label, source in config.policies.items()
+        RunSpec(
+            env_id=config.env_id,
+            env_kwargs=config.env_kwargs,
+            policy=label,
+            policy_source=source,
+            seed=seed,
+            budgets=config.budgets,
+            final_training=config.final_training,
+            device=config.device,
+            torch_threads=config.threads,
+            policy_sha256=hashes[label],
+        )
+        for seed in config.seeds
+        for label, source in config.policies.items()
     ]

@@ -8,12 +8,12 @@ Identical starting conditions per seed: every policy gets a fresh environment bu
 kwargs, ``reset(seed=seed)`` (the same cached starting network and the same first candidate pools),
 and ``make_agent(policy, env, seed=seed)`` (only "random" draws from that seed).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import os
-import platform
 import re
 import socket
 import time
@@ -21,13 +21,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
+import torch
+
+import segal_env  # noqa: F401 - registers the SegAL ids
+from agents import make_agent
+from experiments.episodes import play_episode
+from experiments.provenance import provenance
+from segal_env import SegALEnv
+from segal_env.config import EnvConfig
+
 SCHEMA_VERSION = 1
 RESULT_KIND = "segal-benchmark-run"
 
 # env kwargs the benchmark sets itself (one per run) and never takes from the user
 CONTROLLED_KWARGS = ("mode", "budget", "eval_budgets", "final_training")
-# env kwargs that do not change the numbers: ignored when a stored result is compared with a new request
-NON_RESULT_KWARGS = ("cache_dir", "device", "verbose", "render_mode")
+# env settings that cannot change the numbers: left out of the fingerprint a resumed benchmark compares
+# (where files go, what is printed or rendered, and where it runs: a run is a pure function of the others;
+# the starting network's D_R mIoU, compared beside the fingerprint, catches a device that would differ)
+NON_RESULT_KWARGS = ("cache_dir", "device", "verbose", "render_mode", "timing_in_info")
 
 ProgressFn = Callable[[dict], None]
 
@@ -41,8 +53,10 @@ class RunSpec:
     :param policy: label used in file names, tables and plots
     :param policy_source: a baseline name (``agents.BASELINES``) or the path of a saved model
     :param seed: episode seed (env reset and the baseline's generator)
-    :param budgets: labeled-region counts at which the test split is scored; the run ends at the largest
-    :param final_training: train a copy of the network to convergence before each test evaluation
+    :param budgets: labeled-region counts at which the test split is scored, ascending (checked once, by
+        the protocol); the run ends at the largest
+    :param final_training: train a copy of the network for ``final_steps`` (fixed length, no early stopping)
+        on the acquired regions before each test evaluation
     :param device: torch device ("auto", "cpu", "cuda:1", ...); a backend may replace "auto"
     :param torch_threads: ``torch.set_num_threads`` inside the run (None: leave as is)
     :param policy_sha256: hash of a model file (filled in by :func:`make_specs`), for provenance
@@ -73,7 +87,7 @@ class RunSpec:
         kwargs.update(
             mode="test",
             budget=self.max_budget,
-            eval_budgets=sorted(self.budgets),
+            eval_budgets=list(self.budgets),
             final_training=self.final_training,
             device=self.device,
         )
@@ -112,18 +126,19 @@ def comparable_config(record_or_spec: dict) -> dict:
     }
 
 
-def _set_threads(threads: int | None) -> None:
-    import torch
+def env_settings(config: EnvConfig) -> dict:
+    """The fingerprint of an env's effective settings: ``EnvConfig.to_dict()`` without the settings that
+    cannot change the numbers (:data:`NON_RESULT_KWARGS`). Every other setting counts, so a resumed
+    benchmark notices a change of any of them (``reward``, ``lr_decay``, a preset default, ...)."""
+    return {key: value for key, value in config.to_dict().items() if key not in NON_RESULT_KWARGS}
 
+
+def _set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(int(threads))
 
 
-def _make_env(spec: RunSpec):
-    import gymnasium as gym
-
-    import segal_env  # noqa: F401 - registers the SegAL ids
-
+def _make_env(spec: RunSpec) -> gym.Env:
     return gym.make(spec.env_id, **spec.gym_kwargs())
 
 
@@ -134,13 +149,11 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
     ``check_policies``: (label, source) pairs to load against the env, so a model that does not fit
     the env's spaces fails here, before any run starts.
     """
-    from agents import make_agent
-
     _set_threads(spec.torch_threads)
     env = _make_env(spec)
     try:
         _, info = env.reset(seed=spec.seed)
-        base = env.unwrapped
+        base: SegALEnv = env.unwrapped  # type: ignore[assignment]
         for label, source in check_policies or []:
             try:
                 make_agent(source, base, seed=spec.seed, device=spec.device)
@@ -150,57 +163,31 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
             "class_names": [str(c) for c in base.class_names],
             "num_pools": base.config.num_pools,
             "pool_size": base.config.pool_size,
-            "start_reward_set_miou": float(info["miou"]),
+            "start_reward_set_miou": float(info["miou"]),  # a fingerprint of the cached starting network
             "device": str(getattr(base, "device", spec.device)),
-            "resolved": resolved_env(base, float(info["miou"])),
+            "env_settings": env_settings(base.config),
         }
     finally:
         env.close()
 
 
-# effective env settings recorded with every result: user kwargs alone do not pin them (the presets
-# fill in everything left at None and may change between versions), so a resumed benchmark compares
-# them before mixing old and new runs. The keys of results written before env.config existed.
-RESOLVED_KEYS = (
-    "model", "finetune", "finetune_epochs", "lr", "optimizer", "batch_size", "freeze_bn", "num_pools", "pool_size",
-    "budget", "region_size", "crop_size", "extra_features", "mc_samples", "start_set", "reward_scale", "final_steps",
-)
-
-
-def resolved_env(base, start_reward_set_miou: float) -> dict:
-    """The env's effective settings (``env.unwrapped.config``) and its starting D_R mIoU, a fingerprint of
-    the cached starting network."""
-    config = base.config.to_dict()
-    return {**{key: config[key] for key in RESOLVED_KEYS}, "start_reward_set_miou": float(start_reward_set_miou)}
-
-
-def resolved_differences(stored: dict | None, current: dict, tolerance: float = 1e-3) -> dict:
-    """key -> (stored, current) for settings that differ; floats within ``tolerance`` are equal (the
-    starting mIoU may move in the last digits between devices)."""
-    if not stored:
-        return {}
-    differences = {}
-    for key in sorted(set(stored) | set(current)):
+def settings_differences(stored: dict, current: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (stored, current) for every setting that differs; nested dicts are compared key by key
+    (``env_kwargs.reward``, ``dataset_kwargs.n_train``). Values compare exactly: a learning rate of 1e-4 is
+    not 1.0001e-4."""
+    differences: dict[str, tuple[Any, Any]] = {}
+    for key in sorted(set(stored) | set(current), key=str):
         a, b = stored.get(key), current.get(key)
-        if isinstance(a, float) and isinstance(b, float):
-            if abs(a - b) > tolerance:
-                differences[key] = (a, b)
-        elif a != b:
-            differences[key] = (a, b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences.update(settings_differences(a, b, f"{prefix}{key}."))
+        elif a != b or (key in stored) != (key in current):
+            differences[f"{prefix}{key}"] = (a, b)
     return differences
 
 
-def _versions() -> dict:
-    import torch
-
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    try:
-        from importlib.metadata import version
-
-        versions["segal"] = version("segal")
-    except Exception:  # noqa: BLE001 - metadata missing in an uninstalled checkout
-        versions["segal"] = None
-    return versions
+def describe_differences(differences: dict[str, tuple[Any, Any]]) -> str:
+    """``reward: 'gain' -> 'gain_over_random', lr_decay: True -> False``."""
+    return ", ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in differences.items())
 
 
 def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
@@ -209,20 +196,19 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
     ``progress`` receives small dicts: {"event": "start"|"step"|"done", "run": run_id, "step", "steps",
     "labeled", "next_budget", "test_miou" (at budgets)}; it must be cheap (it is called every step).
     """
-    from agents import make_agent
-    from experiments.episodes import play_episode
-
     notify = progress or (lambda event: None)
     _set_threads(spec.torch_threads)
     started, wall0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     env = _make_env(spec)
     try:
-        base = env.unwrapped
+        base: SegALEnv = env.unwrapped  # type: ignore[assignment]
         agent = make_agent(spec.policy_source, base, seed=spec.seed, device=spec.device)
         num_pools = base.config.num_pools
-        steps = spec.max_budget // num_pools
-        budgets = sorted(int(b) for b in spec.budgets)
-        notify({"event": "start", "run": spec.run_id, "step": 0, "steps": steps, "labeled": 0, "next_budget": budgets[0]})
+        steps = base.config.steps_per_episode  # the env's budget is the largest of the (sorted) budgets
+        budgets = list(spec.budgets)
+        notify(
+            {"event": "start", "run": spec.run_id, "step": 0, "steps": steps, "labeled": 0, "next_budget": budgets[0]}
+        )
         trace: dict[str, list] = {"regions_labeled": [], "reward_set_miou": [], "reward": [], "step_time_s": []}
         entries: list[dict] = []
 
@@ -278,28 +264,31 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
             "num_pools": num_pools,
             "pool_size": base.config.pool_size,
             "start": {"reward_set_miou": start_miou, "test_miou": info_start.get("start_test_miou")},
-            "env_resolved": resolved_env(base, start_miou),
+            "env_settings": env_settings(base.config),
             "entries": entries,
             "trace": trace,
             "wall_time_s": time.perf_counter() - wall0,
             "started_at": started.isoformat(timespec="seconds"),
             "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "device": str(getattr(base, "device", spec.device)),
-            "torch_threads": _torch_threads(),
+            "torch_threads": int(torch.get_num_threads()),
             "host": socket.gethostname(),
-            "versions": _versions(),
+            "versions": provenance(getattr(base, "device", spec.device)),
         }
-        notify({"event": "done", "run": spec.run_id, "step": step, "steps": steps, "labeled": labeled,
-                "test_miou": entries[-1]["test_miou"], "wall_time_s": record["wall_time_s"]})
+        notify(
+            {
+                "event": "done",
+                "run": spec.run_id,
+                "step": step,
+                "steps": steps,
+                "labeled": labeled,
+                "test_miou": entries[-1]["test_miou"],
+                "wall_time_s": record["wall_time_s"],
+            }
+        )
         return record
     finally:
         env.close()
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
 
 
 # ---- result files --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 Every source yields SegDataset splits with uint8 images [N, 3, H, W], uint8 labels [N, H, W] and
 void / ignore pixels stored as 255. See docs/datasets.md for layouts, roles and class statistics.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,12 +46,24 @@ def load_splits(
 
 
 def cached_roles(
-    name: str, root: str | None, scale: float, seed: int, source_kwargs: dict | None, roles_file: str | None,
+    name: str,
+    root: str | None,
+    scale: float,
+    seed: int,
+    source_kwargs: dict | None,
+    roles_file: str | None,
     sizes: dict | None,
 ) -> ALRoles:
     """``make_roles(load_splits(...))``, loaded once per process: env checkers and vector envs re-create envs often."""
-    return _cached_roles(name, root, float(scale), int(seed), json.dumps(source_kwargs or {}, sort_keys=True), roles_file,
-                         json.dumps(sizes, sort_keys=True) if sizes else "")
+    return _cached_roles(
+        name,
+        root,
+        float(scale),
+        int(seed),
+        json.dumps(source_kwargs or {}, sort_keys=True),
+        roles_file,
+        json.dumps(sizes, sort_keys=True) if sizes else "",
+    )
 
 
 @lru_cache(maxsize=4)
@@ -60,6 +73,16 @@ def _cached_roles(name: str, root, scale: float, seed: int, source_kwargs: str, 
 
 
 __all__ = [
-    "ALRoles", "CAMVID_CLASSES", "CITYSCAPES_CLASSES", "DATASET_NAMES", "IGNORE_INDEX", "SYNTHETIC_CLASSES",
-    "SegDataset", "cached_roles", "class_frequencies", "generate_synthetic", "load_splits", "make_roles",
+    "ALRoles",
+    "CAMVID_CLASSES",
+    "CITYSCAPES_CLASSES",
+    "DATASET_NAMES",
+    "IGNORE_INDEX",
+    "SYNTHETIC_CLASSES",
+    "SegDataset",
+    "cached_roles",
+    "class_frequencies",
+    "generate_synthetic",
+    "load_splits",
+    "make_roles",
 ]

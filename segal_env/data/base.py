@@ -3,6 +3,7 @@
 Images are kept as uint8 tensors so a whole CamVid split fits in a few hundred MB and can be
 moved to the device once; labels are uint8 class indices with one ``ignore_index`` value.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -72,4 +73,3 @@ class SegDataset:
                 "check that the list belongs to this dataset"
             )
         return self.subset([position[n] for n in names])
-

@@ -4,6 +4,7 @@ Layout: root/{train,val,test}/*.png with labels of the same file name in root/{s
 Labels hold class ids 0..10 and 11 = void; void is stored as IGNORE_INDEX (255) in memory so every
 source shares one ignore value.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,17 @@ from .base import SegDataset
 from .io import IGNORE_INDEX, LabelMapping, list_images, load_pairs, pair_with_labels, require_dir
 
 CAMVID_CLASSES = (
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
-    "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
 )
 CAMVID_VOID = 11
 SPLITS = ("train", "val", "test")

@@ -6,6 +6,7 @@ split too (same tensors; kept so every source returns train/val/test; make_roles
 Cityscapes, whose D_R comes from train). Full-resolution images are 2048x1024: load with scale <= 0.25 unless
 you have tens of GB of memory (2975 train images at full size are ~18 GB as uint8).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,9 @@ def label_id_mapping() -> LabelMapping:
         if 0 <= c.train_id < IGNORE_INDEX:
             lookup[c.id] = c.train_id
     max_id = int(allowed.nonzero().max())
-    return LabelMapping(lookup, allowed, f"Cityscapes labelIds 0..{max_id} (*_gtFine_labelIds.png, not color or trainIds files)")
+    return LabelMapping(
+        lookup, allowed, f"Cityscapes labelIds 0..{max_id} (*_gtFine_labelIds.png, not color or trainIds files)"
+    )
 
 
 def _load_official_split(root: Path, split: str, scale: float, num_workers: int | None) -> SegDataset:
@@ -59,9 +62,7 @@ def _load_official_split(root: Path, split: str, scale: float, num_workers: int 
     images = [img for city in cities for img in list_images(city) if img.name.endswith(IMAGE_SUFFIX)]
     if not images:
         raise ValueError(f"empty split: no *{IMAGE_SUFFIX} files under {image_root}")
-    label_for = {
-        img: label_root / img.parent.name / (img.name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX) for img in images
-    }
+    label_for = {img: label_root / img.parent.name / (img.name[: -len(IMAGE_SUFFIX)] + LABEL_SUFFIX) for img in images}
     pairs = pair_with_labels(images, label_for)
     image_tensor, label_tensor = load_pairs(
         pairs, label_id_mapping(), scale, desc=f"Cityscapes {split}", num_workers=num_workers

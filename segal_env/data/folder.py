@@ -6,6 +6,7 @@ Two layouts:
       required, a missing val or test folder is drawn from train (its split_fractions share of train)
 The user's ignore value is stored as IGNORE_INDEX (255) in memory, like every other source.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -67,7 +68,9 @@ def load_folder(
     if not class_names:
         raise ValueError("the folder source needs class_names=[...] (one name per class id 0..C-1)")
     if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) > 1:
-        raise ValueError(f"split_fractions must be 3 non-negative numbers (train, val, test) summing to <= 1, got {split_fractions}")
+        raise ValueError(
+            f"split_fractions must be 3 non-negative numbers (train, val, test) summing to <= 1, got {split_fractions}"
+        )
     root = Path(root)
     require_dir(root, LAYOUT)
     fraction_of = dict(zip(SPLITS, split_fractions))
@@ -80,7 +83,9 @@ def load_folder(
     else:
         everything = image_label_pairs(root)
         pairs = {}
-        pairs["train"], carved = _carve(everything, {"val": fraction_of["val"], "test": fraction_of["test"]}, seed, root)
+        pairs["train"], carved = _carve(
+            everything, {"val": fraction_of["val"], "test": fraction_of["test"]}, seed, root
+        )
         pairs.update(carved)
         carved_by_seed = set(SPLITS)
     mapping = LabelMapping.class_ids(len(class_names), void_value=ignore_index)
@@ -94,8 +99,12 @@ def load_folder(
             class_names=tuple(class_names),
             ignore_index=IGNORE_INDEX,
             meta={
-                "source": "folder", "split": split, "root": str(root), "scale": scale,
-                "void_value": ignore_index, "carved_by_seed": split in carved_by_seed,
+                "source": "folder",
+                "split": split,
+                "root": str(root),
+                "scale": scale,
+                "void_value": ignore_index,
+                "carved_by_seed": split in carved_by_seed,
             },
         )
     return splits

@@ -4,6 +4,7 @@ Every source reduces to "a sorted list of (image file, label file) pairs plus a 
 label values into class ids"; this module does the rest once: parallel decoding, label mapping and
 validation, optional rescaling, and the error messages that name the offending file and the fix.
 """
+
 from __future__ import annotations
 
 import os
@@ -92,9 +93,7 @@ class LabelMapping:
         present = counts.nonzero().reshape(-1)
         bad = [v for v in present.tolist() if v >= 256 or not bool(self.allowed[v])]
         if bad:
-            raise ValueError(
-                f"label {path} holds invalid value(s) {bad[:10]}; labels must be {self.expected}"
-            )
+            raise ValueError(f"label {path} holds invalid value(s) {bad[:10]}; labels must be {self.expected}")
         return self.lookup[raw.long()]
 
 
@@ -185,7 +184,7 @@ def load_pairs(
     workers = num_workers or min(8, os.cpu_count() or 1)
     show_bar = len(pairs) > PROGRESS_BAR_MIN_FILES and sys.stderr.isatty()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        loaded = pool.map(lambda pair: _load_pair(*pair, mapping, scale), pairs)
+        loaded = pool.map(lambda pair: _load_pair(pair[0], pair[1], mapping, scale), pairs)
         try:
             images, labels = _stack(loaded, pairs, desc, show_bar)
         except BaseException:

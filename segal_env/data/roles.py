@@ -5,6 +5,7 @@ evaluated on; test: final score. Where each comes from and its default size depe
 (see ROLE_PLANS and docs/datasets.md). Without a roles file the draw is a permutation of the train
 split by ``seed`` (numpy Generator), so the same seed always gives the same roles.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,7 +77,9 @@ def _check_sizes(sizes: dict[str, int]) -> None:
         raise ValueError(f"role sizes must be positive integers, got {bad}")
 
 
-def _draw_roles(plan: RolePlan, splits: dict[str, SegDataset], seed: int, sizes: dict[str, int]) -> dict[str, SegDataset]:
+def _draw_roles(
+    plan: RolePlan, splits: dict[str, SegDataset], seed: int, sizes: dict[str, int]
+) -> dict[str, SegDataset]:
     train = splits["train"]
     wanted = {"d_s": sizes.get("d_s", plan.d_s), "d_t": sizes.get("d_t", plan.d_t)}
     if plan.d_r_from_train:
@@ -102,7 +105,9 @@ def _draw_roles(plan: RolePlan, splits: dict[str, SegDataset], seed: int, sizes:
         val = splits["val"]
         if "d_r" in sizes:
             if sizes["d_r"] > len(val):
-                raise ValueError(f"d_r={sizes['d_r']} but the val split (D_R) has {len(val)} images; pass a smaller d_r")
+                raise ValueError(
+                    f"d_r={sizes['d_r']} but the val split (D_R) has {len(val)} images; pass a smaller d_r"
+                )
             roles["d_r"] = val.subset(sorted(rng.permutation(len(val))[: sizes["d_r"]].tolist()))
         else:
             roles["d_r"] = val
@@ -115,7 +120,9 @@ def _roles_from_file(plan: RolePlan, splits: dict[str, SegDataset], roles_file: 
     lists = json.loads(roles_file.read_text())
     missing_keys = [k for k in FILE_KEYS if k not in lists]
     if missing_keys:
-        raise ValueError(f"roles file {roles_file} lacks key(s) {missing_keys}; it needs lists for {list(FILE_KEYS)} (d_r optional)")
+        raise ValueError(
+            f"roles file {roles_file} lacks key(s) {missing_keys}; it needs lists for {list(FILE_KEYS)} (d_r optional)"
+        )
     if plan.d_r_from_train and "d_r" not in lists:
         raise ValueError(f"roles file {roles_file} has no 'd_r' list; this data set draws D_R from train, so list it")
     train_roles = [k for k in ROLE_KEYS if k in lists and (k != "d_r" or plan.d_r_from_train)]

@@ -12,6 +12,7 @@ Drawing is vectorised over a chunk of images: every object slot is one boolean m
 coordinate grids for all images of the chunk at once. Each mask paints a "layer" index per pixel; the
 layer tables (class, colour) are looked up once at the end, then noise, light and blur are applied.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,13 +22,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import SegDataset
 from ..runtime import single_torch_thread
+from .base import SegDataset
 from .io import IGNORE_INDEX, rescale_dataset
 
 SYNTHETIC_CLASSES = (
-    "sky", "building", "road", "sidewalk", "vegetation", "car",
-    "pedestrian", "pole", "sign", "fence", "bicyclist",
+    "sky",
+    "building",
+    "road",
+    "sidewalk",
+    "vegetation",
+    "car",
+    "pedestrian",
+    "pole",
+    "sign",
+    "fence",
+    "bicyclist",
 )
 SKY, BUILDING, ROAD, SIDEWALK, VEGETATION, CAR, PEDESTRIAN, POLE, SIGN, FENCE, BICYCLIST = range(11)
 VOID = IGNORE_INDEX
@@ -48,8 +58,20 @@ TYRES = [(0.07, 0.07, 0.08), (0.15, 0.15, 0.16)]
 ANY = GREYS + FACADES + VIVID + LEAVES
 
 # Per-class pixel noise amplitude (texture): foliage is busy, sky and road are smooth.
-NOISE_AMPLITUDE = {SKY: 0.02, BUILDING: 0.05, ROAD: 0.06, SIDEWALK: 0.07, VEGETATION: 0.3, CAR: 0.04,
-                   PEDESTRIAN: 0.06, POLE: 0.04, SIGN: 0.04, FENCE: 0.08, BICYCLIST: 0.06, VOID: 0.1}
+NOISE_AMPLITUDE = {
+    SKY: 0.02,
+    BUILDING: 0.05,
+    ROAD: 0.06,
+    SIDEWALK: 0.07,
+    VEGETATION: 0.3,
+    CAR: 0.04,
+    PEDESTRIAN: 0.06,
+    POLE: 0.04,
+    SIGN: 0.04,
+    FENCE: 0.08,
+    BICYCLIST: 0.06,
+    VOID: 0.1,
+}
 
 
 class _Canvas:
@@ -175,8 +197,13 @@ def _draw_street(cv: _Canvas) -> dict[str, torch.Tensor]:
     marking = road & ((cv.x - c(vanish_x) - lane).abs() < depth * 0.025 + 0.15 * cv.pixel)
     marking &= torch.frac(c(cv.uniform(0.1, 0.2)) / depth.clamp(min=1e-3) + c(cv.uniform(0, 1))) < 0.5
     cv.paint(marking & c(cv.chance(0.7)), ROAD, cv.colour([(0.85, 0.85, 0.82), (0.85, 0.75, 0.2)], jitter=0.03))
-    return {"horizon": c(horizon), "vanish_x": c(vanish_x), "road_top": c(road_top),
-            "road_spread": c(road_spread), "walk_spread": c(walk_spread)}
+    return {
+        "horizon": c(horizon),
+        "vanish_x": c(vanish_x),
+        "road_top": c(road_top),
+        "road_spread": c(road_spread),
+        "walk_spread": c(walk_spread),
+    }
 
 
 def _street_point(geo: dict, depth: torch.Tensor, lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,7 +332,9 @@ def _draw_bicyclists(cv: _Canvas, geo: dict) -> None:
         frame |= cv.segment(front, hub, front - facing * 0.2 * radius, seat_y - 0.2 * radius, bar)
         on = c(cv.chance(0.2))
         cv.paint(frame & on, BICYCLIST, cv.colour(TYRES))
-        rider = cv.segment(seat_x, seat_y - 0.2 * radius, x + facing * 0.4 * radius, seat_y - 2.0 * radius, radius * 0.32)
+        rider = cv.segment(
+            seat_x, seat_y - 0.2 * radius, x + facing * 0.4 * radius, seat_y - 2.0 * radius, radius * 0.32
+        )
         rider |= cv.segment(seat_x, seat_y, x + facing * 0.3 * radius, hub - 0.3 * radius, cv.thin(radius * 0.12))
         cv.paint(rider & on, BICYCLIST, cv.colour(CLOTHES))
         head = cv.ellipse(x + facing * 0.55 * radius, seat_y - 2.5 * radius, radius * 0.28, radius * 0.32)
@@ -319,8 +348,9 @@ def _draw_void(cv: _Canvas, geo: dict) -> None:
         depth = cv.uniform(0.04, 0.5)
         x, ground = _street_point(geo, depth, _walk_lateral(cv, geo, cv.sign(), 0.2, 1.0))
         w, h = depth * cv.uniform(0.1, 0.45), depth * cv.uniform(0.15, 0.5)
-        blob = torch.where(c(cv.chance(0.5)), cv.rect(x - w, x + w, ground - h, ground),
-                           cv.ellipse(x, ground - h / 2, w, h / 2))
+        blob = torch.where(
+            c(cv.chance(0.5)), cv.rect(x - w, x + w, ground - h, ground), cv.ellipse(x, ground - h / 2, w, h / 2)
+        )
         cv.paint(blob & c(cv.chance(0.6)), VOID, cv.colour(ANY, jitter=0.1))
     bonnet_top = 1 - cv.uniform(0.04, 0.1)
     bonnet = cv.y > c(bonnet_top) + 0.15 * ((cv.x - cv.aspect / 2) / cv.aspect) ** 2
@@ -414,5 +444,7 @@ def load_synthetic(
 ) -> dict[str, SegDataset]:
     """Default splits 200/30/60 at 96x128; ``scale`` resizes after generation like the file sources."""
     sizes = {"train": n_train, "val": n_val, "test": n_test}
-    return {split: rescale_dataset(generate_synthetic(count, height, width, seed, split), scale)
-            for split, count in sizes.items()}
+    return {
+        split: rescale_dataset(generate_synthetic(count, height, width, seed, split), scale)
+        for split, count in sizes.items()
+    }

@@ -1,0 +1,130 @@
+"""The algorithm of a train.py run: its defaults for short runs, building or resuming it, and the learning loop
+(checkpoints, periodic evaluation, Ctrl-C)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from agents import ALGORITHMS, RegionSetExtractor
+from experiments.checkpoints import (
+    AtomicCheckpointCallback,
+    checkpoint_dir,
+    load_replay_buffer,
+    replay_buffer_path,
+    save_checkpoint,
+)
+from experiments.evaluation import periodic_evaluation
+from experiments.training.config import PERIODIC_EVAL_SEED, RunConfig
+
+
+def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
+    """train.py's defaults per algorithm, sized for short runs of a few hundred env steps (SB3's own
+    defaults assume millions: PPO's 2048-step rollouts, DQN's 1M-transition replay buffer of Dict
+    observations would not fit in memory). ``--algo-kwargs`` overrides any of them."""
+    if algo in ("PPO", "MaskablePPO"):
+        n_steps = 2 * steps_per_episode
+        return {"n_steps": n_steps, "batch_size": n_steps, "n_epochs": 4}
+    if algo == "A2C":
+        return {"n_steps": steps_per_episode}
+    if algo == "DQN":
+        return {
+            "buffer_size": 1000,
+            "learning_starts": steps_per_episode,
+            "batch_size": 16,
+            "train_freq": 1,
+            "target_update_interval": 5 * steps_per_episode,
+            "exploration_fraction": 0.5,
+        }
+    return {}  # BatchDQN: its own defaults, measured for this env (docs/dqn.md)
+
+
+def policy_and_kwargs(
+    algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int
+) -> tuple[str, dict[str, Any]]:
+    """The policy alias and the full keyword arguments (train.py defaults < --algo-kwargs)."""
+    kwargs = {**algorithm_defaults(algo, steps), **algo_kwargs}
+    if algo == "BatchDQN":
+        return "RegionQPolicy", kwargs
+    if not flat_policy:
+        kwargs["policy_kwargs"] = {"features_extractor_class": RegionSetExtractor, **kwargs.get("policy_kwargs", {})}
+    return "MultiInputPolicy", kwargs
+
+
+def create_model(config: RunConfig, env: gym.Env, policy: str, kwargs: dict[str, Any]) -> BaseAlgorithm:
+    return ALGORITHMS[config.algo](
+        policy,
+        env,
+        seed=config.seed,
+        device=config.device,
+        verbose=config.verbose,
+        tensorboard_log=str(config.tensorboard_dir),
+        **kwargs,
+    )
+
+
+def load_checkpoint(config: RunConfig, env: gym.Env, path) -> BaseAlgorithm:
+    """Rebuild the algorithm from a checkpoint, with its replay buffer when it has one."""
+    model = ALGORITHMS[config.algo].load(path, env=env, device=config.device)
+    model.tensorboard_log = str(config.tensorboard_dir)
+    model.verbose = config.verbose
+    # load() re-seeds everything with the run's seed: without this the resumed run would replay the
+    # episodes (env seeds) and exploration draws of its start
+    model.set_random_seed(config.seed + model.num_timesteps)
+    if isinstance(model, OffPolicyAlgorithm) and replay_buffer_path(path).is_file():
+        load_replay_buffer(model, replay_buffer_path(path))
+    return model
+
+
+def train(
+    config: RunConfig, model: BaseAlgorithm, total_timesteps: int, eval_env: gym.Env | None = None
+) -> BaseAlgorithm:
+    """Learn until ``model.num_timesteps`` reaches ``total_timesteps`` (continuing when resumed); with
+    ``--eval-freq``, evaluate periodically on ``eval_env`` (a test-mode env)."""
+    remaining = total_timesteps - model.num_timesteps
+    if remaining <= 0:
+        print(f"checkpoint already has {model.num_timesteps} >= {total_timesteps} timesteps: nothing to train")
+        return model
+    callbacks: list[BaseCallback] = []
+    if config.checkpoint_freq:
+        callbacks.append(
+            AtomicCheckpointCallback(
+                save_freq=max(config.checkpoint_freq // model.n_envs, 1),
+                save_path=str(checkpoint_dir(config.out)),
+                name_prefix=config.algo,
+                save_replay_buffer=True,
+                verbose=config.verbose,
+            )
+        )
+    if config.eval_freq:
+        callbacks.append(
+            periodic_evaluation(
+                model,
+                eval_env,
+                config.out,
+                config.eval_freq,
+                config.eval_freq_episodes,
+                PERIODIC_EVAL_SEED,
+                config.eval_patience,
+                resume=config.resume,
+                verbose=config.verbose,
+            )
+        )
+    try:
+        model.learn(
+            total_timesteps=remaining,
+            callback=callbacks,
+            tb_log_name=config.algo,
+            reset_num_timesteps=not config.resume,
+            progress_bar=config.progress_bar,
+        )
+    except KeyboardInterrupt:
+        path = save_checkpoint(model, checkpoint_dir(config.out), config.algo)
+        print(f"\ninterrupted: saved {path}; continue with the same command plus --resume", file=sys.stderr)
+        raise
+    return model

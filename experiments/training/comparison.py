@@ -1,0 +1,83 @@
+"""After training: the trained agent (greedy) against the baselines on the same held-out test episodes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from agents import SinglePoolWrapper, make_agent
+from experiments.benchmark.aggregate import mean_std
+from experiments.episodes import play_episode
+from experiments.training.config import RunConfig
+from experiments.training.envs import env_summary, eval_env_kwargs
+
+BASELINES_TO_COMPARE = ("random", "entropy")
+
+
+def run_episodes(agent: Any, env: gym.Env, seeds: list[int]) -> dict[str, list[float]]:
+    """One greedy episode per seed: final D_R mIoU, test mIoU and return of each."""
+    episodes = [play_episode(agent, env, seed) for seed in seeds]
+    return {
+        "final_miou": [float(e.final_info["miou"]) for e in episodes],
+        "test_miou": [float(e.final_info.get("test_miou", float("nan"))) for e in episodes],
+        "return": [e.total_reward for e in episodes],
+    }
+
+
+def summarize(values: list[float]) -> dict[str, Any]:
+    """Mean, sample std (ddof=1, the benchmark's ``mean_std``; 0 for one episode) and the values of one column."""
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "values": [float(v) for v in values]}
+
+
+def compare(config: RunConfig, model_path: Path, train_env: gym.Env) -> dict[str, Any]:
+    """Greedy trained agent vs the baselines, every policy on the same test-mode episode seeds."""
+    kwargs = eval_env_kwargs(config, train_env)
+    base_env = gym.make(config.env_id, **kwargs)
+    agent_env = SinglePoolWrapper(base_env) if config.algo == "DQN" else base_env
+    seeds = [config.eval_seed + i for i in range(config.eval_episodes)]
+    policies = {config.algo: (make_agent(model_path, agent_env, seed=config.seed, device=config.device), agent_env)}
+    best = config.out / "best_model.zip"
+    if config.eval_freq and best.is_file():  # --eval-freq's pick, chosen on the reward set of other episodes
+        policies[f"{config.algo} (best)"] = (
+            make_agent(best, agent_env, seed=config.seed, device=config.device),
+            agent_env,
+        )
+    for name in BASELINES_TO_COMPARE:
+        policies[name] = (make_agent(name, base_env, seed=config.seed), base_env)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, (agent, env) in policies.items():
+        started = time.perf_counter()
+        episodes = run_episodes(agent, env, seeds)
+        rows[name] = {key: summarize(values) for key, values in episodes.items()}
+        rows[name]["seconds"] = time.perf_counter() - started
+        print(f"compared {name}: {len(seeds)} episodes in {rows[name]['seconds']:.0f} s", flush=True)
+    base_env.close()
+    return {
+        "env_id": config.env_id,
+        "algo": config.algo,
+        "eval_env_kwargs": kwargs,
+        "eval_env": env_summary(agent_env),
+        "episodes": len(seeds),
+        "seeds": seeds,
+        "deterministic": True,
+        "policies": rows,
+    }
+
+
+def comparison_table(comparison: dict[str, Any]) -> str:
+    """Markdown table; mIoU in % (x100, the reward's scale), mean ± std over the episodes."""
+    lines = [
+        f"{comparison['env_id']}, mode=test, {comparison['episodes']} episodes (seeds {comparison['seeds']}), "
+        f"budget {comparison['eval_env']['budget']} regions",
+        "",
+        "| policy | final D_R mIoU (%) | test mIoU (%) | mean return |",
+        "|---|---|---|---|",
+    ]
+    for name, row in comparison["policies"].items():
+        cells = [f"{100 * row[k]['mean']:.2f} ± {100 * row[k]['std']:.2f}" for k in ("final_miou", "test_miou")]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {row['return']['mean']:.2f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,63 @@
+"""The environments of a train.py run: the training env, the test-mode env of the comparison and of
+``--eval-freq``, their Monitor files (continued by ``--resume``) and what config.json records of them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.monitor import Monitor
+
+from agents import SinglePoolWrapper
+from experiments.training.config import RunConfig
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any], algo: str) -> gym.Env:
+    """``gym.make`` the env; for plain DQN, expose its single pool as a ``Discrete`` action."""
+    env = gym.make(env_id, **env_kwargs)
+    return SinglePoolWrapper(env) if algo == "DQN" else env
+
+
+def monitored(env: gym.Env, path: Path, info_keywords: tuple[str, ...], resume: bool) -> Monitor:
+    """SB3's Monitor writing ``path``. A resumed run appends to the file and keeps its time axis: the ``t``
+    column counts from the ``t_start`` in the file's header, as SB3's ``load_results`` reads it (SB3 alone
+    would restart it from zero under the old header). Without a readable file a resume starts a new one."""
+    start = _monitor_start(path) if resume else None
+    monitor = Monitor(env, str(path), info_keywords=info_keywords, override_existing=start is None)
+    if start is not None:
+        monitor.t_start = start
+    return monitor
+
+
+def _monitor_start(path: Path) -> float | None:
+    """``t_start`` of an existing monitor file's header line (``#{"t_start": ..., ...}``), or None."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = handle.readline()
+        return float(json.loads(first[1:])["t_start"]) if first.startswith("#") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def env_summary(env: gym.Env) -> dict[str, Any]:
+    """The env's resolved settings (``env.unwrapped.config``) plus what the data decided (for config.json)."""
+    base: Any = env.unwrapped
+    return {
+        **base.config.to_dict(),
+        "steps_per_episode": base.config.steps_per_episode,
+        "num_classes": base.num_classes,
+        "resolved_device": str(base.device),
+    }
+
+
+def eval_env_kwargs(config: RunConfig, train_env: gym.Env) -> dict[str, Any]:
+    """The comparison env: the training kwargs in ``mode="test"``. Algorithms other than BatchDQN have
+    networks sized for the training pools, so the test env keeps the training pool count and size."""
+    kwargs = {**config.env_kwargs, "mode": "test"}
+    if config.algo != "BatchDQN":
+        resolved = getattr(train_env.unwrapped, "config")
+        kwargs.update(num_pools=resolved.num_pools, pool_size=resolved.pool_size)
+    kwargs.update(config.eval_env_overrides)
+    return kwargs

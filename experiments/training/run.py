@@ -1,0 +1,133 @@
+"""``python train.py``: build the envs and the algorithm from a ``RunConfig``, train, save, compare."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from typing import Any
+
+import torch
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from agents import ALGORITHMS
+from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_model
+from experiments.folder_lock import FolderBusy, FolderLock
+from experiments.provenance import provenance
+from experiments.training.algorithm import create_model, load_checkpoint, policy_and_kwargs, train
+from experiments.training.comparison import compare, comparison_table
+from experiments.training.config import RunConfig, build_parser, resolve_config
+from experiments.training.envs import env_summary, eval_env_kwargs, make_env, monitored
+from segal_env.storage import atomic_write_json, atomic_write_text
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run train.py; returns the comparison dict (``{}`` with --no-compare or --eval-episodes 0)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = resolve_config(args, sys.argv[1:] if argv is None else argv)
+    except ValueError as error:
+        parser.error(str(error))
+    lock = FolderLock(config.out, "train.py")
+    try:
+        lock.acquire()
+    except FolderBusy as error:
+        parser.error(f"--out: {error}")
+    try:
+        note = lock.stale_note()
+        if note:
+            print(note, flush=True)
+        return _run(config, parser)
+    finally:
+        lock.release()
+
+
+def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The run proper, with ``config.out`` locked (``experiments.folder_lock``)."""
+    warnings.filterwarnings("ignore", message="rich is experimental")  # SB3's rich progress bar
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = config.out
+    needs_buffer = issubclass(ALGORITHMS[config.algo], OffPolicyAlgorithm)
+    resume_from = newest_checkpoint(out, config.algo, needs_buffer) if config.resume else None
+    if config.resume and resume_from is None:
+        parser.error(
+            f"--resume: no {config.algo} checkpoint{' with its replay buffer' if needs_buffer else ''} "
+            f"in {checkpoint_dir(out)} (train with --checkpoint-freq N to write some)"
+        )
+    try:
+        env = make_env(config.env_id, config.env_kwargs, config.algo)
+    except (TypeError, ValueError, FileNotFoundError) as error:
+        parser.error(f"--env-kwargs: cannot create {config.env_id}: {error}")
+
+    steps = env.unwrapped.config.steps_per_episode  # type: ignore[attr-defined]
+    total = config.total_timesteps(steps)
+    policy, algo_kwargs = policy_and_kwargs(config.algo, config.algo_kwargs, config.flat_policy, steps)
+    out.mkdir(parents=True, exist_ok=True)
+    env = monitored(env, out / "monitor.csv", ("miou",), config.resume)
+    print(
+        f"{config.algo} on {config.env_id} for {total} env steps ({total / steps:g} episodes of {steps}); "
+        f"output in {out}\n(the first reset pre-trains the starting segmentation net unless it is cached)",
+        flush=True,
+    )
+    try:
+        if resume_from is not None:
+            model = load_checkpoint(config, env, resume_from)
+            print(f"resuming from {resume_from} at {model.num_timesteps} env steps", flush=True)
+        else:
+            model = create_model(config, env, policy, algo_kwargs)
+    except TypeError as error:
+        parser.error(f"--algo-kwargs: {error}")
+    except ValueError as error:
+        parser.error(f"cannot build {config.algo} for {config.env_id}: {error}")
+
+    resolved = env_summary(env)
+    record = {
+        **config.to_dict(),
+        "total_timesteps": total,
+        "policy": policy,
+        "algo_kwargs_used": algo_kwargs,
+        "env_resolved": resolved,
+        "resumed_from": str(resume_from) if resume_from else None,
+        "versions": provenance(resolved["resolved_device"]),
+    }
+    atomic_write_json(record, out / "config.json")
+
+    eval_env = None
+    if config.eval_freq:
+        eval_env = monitored(
+            make_env(config.env_id, eval_env_kwargs(config, env), config.algo),
+            out / "eval_monitor.csv",
+            ("miou", "test_miou"),
+            config.resume,
+        )
+    started = time.perf_counter()
+    model = train(config, model, total, eval_env)
+    if eval_env is not None:
+        eval_env.close()
+    train_seconds = time.perf_counter() - started
+    model_path = out / "model.zip"
+    save_model(model, model_path)
+    print(f"trained {model.num_timesteps} env steps in {train_seconds:.0f} s; saved {model_path}", flush=True)
+    atomic_write_json(
+        {**record, "train_seconds": train_seconds, "num_timesteps": model.num_timesteps}, out / "config.json"
+    )
+
+    if not config.compare or config.eval_episodes == 0:
+        env.close()
+        return {}
+    comparison = compare(config, model_path, env)
+    env.close()
+    table = comparison_table(comparison)
+    atomic_write_json(comparison, out / "comparison.json")
+    atomic_write_text(table, out / "comparison.md")
+    print("\n" + table, flush=True)
+    return comparison
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The ``segal-train`` command: exit status 0 (usage errors exit 2 from argparse)."""
+    main(argv)
+    return 0
