@@ -13,7 +13,14 @@ from agents.baselines import (
 )
 from agents.batch_dqn import BatchDQN, RegionQNetwork, RegionQPolicy
 from agents.extractors import RegionSetExtractor
-from agents.loading import ALGORITHMS, PRIVILEGED_POLICIES, MaskedPredictor, detect_algorithm, feature_layout, make_agent
+from agents.loading import (
+    ALGORITHMS,
+    PRIVILEGED_POLICIES,
+    MaskedPredictor,
+    detect_algorithm,
+    feature_layout,
+    make_agent,
+)
 from agents.oracle import LookaheadOracle
 from agents.wrappers import SinglePoolWrapper
 

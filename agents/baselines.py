@@ -5,6 +5,7 @@ Each baseline scores every candidate row of the observation (columns from the en
 observation: no back channel into the env. ``predict`` takes one observation (candidates
 (K, N, Da) -> actions (K,)) or a VecEnv batch (B, K, N, Da) -> (B, K).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar

@@ -1,4 +1,5 @@
 """One entry point for benchmarks: a baseline name or a saved model, as an object with SB3's ``predict``."""
+
 from __future__ import annotations
 
 import json
@@ -100,7 +101,9 @@ def _saved_policy(path: Path) -> tuple[str, dict[str, Any] | None]:
     algorithm = detect_algorithm(path)
     label = f"{algorithm.__name__} / {policy}" if algorithm is not None else policy
     space = data.get("observation_space")
-    shapes = {key: tuple(sub.shape) for key, sub in space.spaces.items()} if isinstance(space, gym.spaces.Dict) else None
+    shapes = (
+        {key: tuple(sub.shape) for key, sub in space.spaces.items()} if isinstance(space, gym.spaces.Dict) else None
+    )
     return label, shapes
 
 
@@ -114,20 +117,26 @@ def _space_differences(saved: dict[str, tuple[int, ...]], env: gym.Env | VecEnv)
         return [f"observation keys {sorted(saved)} in the file, {sorted(current)} in this env"]
     differences = []
     if "labeled_class_fraction" in saved and saved["labeled_class_fraction"] != current["labeled_class_fraction"]:
-        differences.append(f"{_CLASSES}: {saved['labeled_class_fraction'][0]} -> {current['labeled_class_fraction'][0]}")
+        differences.append(
+            f"{_CLASSES}: {saved['labeled_class_fraction'][0]} -> {current['labeled_class_fraction'][0]}"
+        )
     if "state" in saved and "candidates" in saved:
         saved_extras = saved["candidates"][-1] - saved["state"][-1] - GATE_FEATURES
         extras = current["candidates"][-1] - current["state"][-1] - GATE_FEATURES
         if saved_extras != extras:
             names = list(feature_layout(env).extras)
-            differences.append(f"extra_features: the agent was trained with {saved_extras} extra feature(s), this env "
-                               f"has {extras} ({names}); create the env with the agent's extra_features")
+            differences.append(
+                f"extra_features: the agent was trained with {saved_extras} extra feature(s), this env "
+                f"has {extras} ({names}); create the env with the agent's extra_features"
+            )
         if saved["state"][0] != current["state"][0]:
             differences.append(f"{_STATE_REGIONS}: {saved['state'][0]} -> {current['state'][0]} regions")
         if saved["candidates"][:2] != current["candidates"][:2]:
             (k0, n0), (k1, n1) = saved["candidates"][:2], current["candidates"][:2]
-            differences.append(f"num_pools / pool_size: {k0} x {n0} -> {k1} x {n1} (only BatchDQN acts on other pool "
-                               "counts and sizes; give this env the training pools)")
+            differences.append(
+                f"num_pools / pool_size: {k0} x {n0} -> {k1} x {n1} (only BatchDQN acts on other pool "
+                "counts and sizes; give this env the training pools)"
+            )
     return differences
 
 
@@ -138,12 +147,16 @@ def load_failure_message(path: Path, env: gym.Env | VecEnv, error: BaseException
         policy, saved = _saved_policy(path)
     except Exception as unreadable:  # noqa: BLE001 - zipfile.BadZipFile, KeyError, EOFError, pickle errors, ...
         detail = str(unreadable).strip() or type(unreadable).__name__
-        return (f"cannot load the saved agent {path}: the file is not a complete SB3 model zip ({detail}); "
-                "it may be truncated or corrupt: save or copy it again")
+        return (
+            f"cannot load the saved agent {path}: the file is not a complete SB3 model zip ({detail}); "
+            "it may be truncated or corrupt: save or copy it again"
+        )
     differences = _space_differences(saved, env) if saved else []
     if differences:
-        return (f"cannot load the saved agent {path} ({policy}) into this env; it was trained with other "
-                f"settings: {'; '.join(differences)}")
+        return (
+            f"cannot load the saved agent {path} ({policy}) into this env; it was trained with other "
+            f"settings: {'; '.join(differences)}"
+        )
     return f"cannot load the saved agent {path} ({policy}) into this env: {reason}"
 
 

@@ -8,6 +8,7 @@ of the candidates' rewards exactly. It reads labels, so it only runs in an env t
 label-request env (segal_env.RequestEnv) or anything without ``lookahead`` is refused at construction,
 and ``segal-request`` never offers it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,15 +36,15 @@ class LookaheadOracle:
     name = "oracle"
 
     def __init__(self, env: gym.Env, rules: Sequence[str] = DEFAULT_RULES, random_sets: int = 4, seed: int = 0) -> None:
-        unwrapped = getattr(env, "unwrapped", env)
+        unwrapped: Any = getattr(env, "unwrapped", env)
         if not callable(getattr(unwrapped, "lookahead", None)):
             raise ValueError(
                 f"the oracle reads the true labels through env.lookahead(), which {type(unwrapped).__name__} does not "
                 "have: it is an upper bound for benchmarks on labelled data (SegAL envs), never a policy for "
                 "unlabelled images; use a baseline or a trained agent there"
             )
-        self.env = unwrapped
-        layout = unwrapped.feature_layout
+        self.env = unwrapped  # a SegALEnv: its lookahead and feature_layout
+        layout = self.env.feature_layout
         self.rules: list[RegionScoreBaseline] = []
         for rule in rules:
             try:
@@ -76,7 +77,9 @@ class LookaheadOracle:
         deterministic: bool = False,
     ) -> tuple[np.ndarray, Any]:
         if observation["action_mask"].ndim != 2:
-            raise ValueError("the oracle acts in one env at a time (it steps that env's look-ahead), not on a VecEnv batch")
+            raise ValueError(
+                "the oracle acts in one env at a time (it steps that env's look-ahead), not on a VecEnv batch"
+            )
         actions, sources = self.candidates(observation)
         values = self.env.lookahead(actions)
         self.last_values, self.last_sources = values, sources

@@ -6,6 +6,7 @@ algorithm learns directly: at each step the agent picks *which rule* chooses thi
 (``Discrete(R)``), from a compact observation (``Box``) that describes what each rule would pick.
 ``RuleBandit`` is the simplest learned reference: one value per rule, no state.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -58,7 +59,9 @@ class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action):
         rule = int(action)
         if not 0 <= rule < len(self.rules):
-            raise ValueError(f"action must be a rule index in [0, {len(self.rules)}) ({self.rule_names}), got {action!r}")
+            raise ValueError(
+                f"action must be a rule index in [0, {len(self.rules)}) ({self.rule_names}), got {action!r}"
+            )
         obs, reward, terminated, truncated, info = self.env.step(self._picks[rule])
         info["rule"] = self.rule_names[rule]
         self._labeled = int(info["regions_labeled"])
@@ -84,8 +87,8 @@ class RuleBandit:
     def __init__(self, env: RuleChoiceWrapper, exploration: float = 1.0, seed: int = 0) -> None:
         self.env = env
         self.exploration = exploration
-        self.counts = np.zeros(env.action_space.n)
-        self.means = np.zeros(env.action_space.n)
+        self.counts = np.zeros(len(env.rules))
+        self.means = np.zeros(len(env.rules))
         self.seed = seed
 
     def _ucb(self) -> int:
@@ -107,7 +110,8 @@ class RuleBandit:
                 obs, _ = self.env.reset(seed=self.seed + episode)
         return self
 
-    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, Any]:
         tried = np.where(self.counts > 0, self.means, np.inf)
         return np.array(int(np.argmax(tried))), state

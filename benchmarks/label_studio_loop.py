@@ -18,6 +18,7 @@ PNGs, merges both (same labels; the unannotated image listed, not merged), annot
 and runs a second round with the round-1 network (no region requested twice; its images load too).
 ``--record tests/data/label_studio`` keeps the exports and what the tests need to replay the merge.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,11 +80,21 @@ def brush_annotation(image: dict, truth: Path, class_names: list[str]) -> list[d
     for class_id in np.unique(label[inside]).tolist():
         if class_id >= len(class_names):
             continue  # void
-        results.append({
-            "from_name": BRUSH_CONTROL, "to_name": IMAGE_OBJECT, "type": "brushlabels",
-            "original_width": label.shape[1], "original_height": label.shape[0], "image_rotation": 0,
-            "value": {"format": "rle", "rle": mask_to_rle(inside & (label == class_id)), "brushlabels": [class_names[class_id]]},
-        })
+        results.append(
+            {
+                "from_name": BRUSH_CONTROL,
+                "to_name": IMAGE_OBJECT,
+                "type": "brushlabels",
+                "original_width": label.shape[1],
+                "original_height": label.shape[0],
+                "image_rotation": 0,
+                "value": {
+                    "format": "rle",
+                    "rle": mask_to_rle(inside & (label == class_id)),
+                    "brushlabels": [class_names[class_id]],
+                },
+            }
+        )
     return results
 
 
@@ -95,9 +106,31 @@ def fetch(url: str, token: str) -> tuple[int, bytes]:
 
 def run_round(args, name: str, labeled: Path, unlabeled: Path, extra: list[str]) -> tuple[Path, dict, float]:
     out = args.work / name
-    argv = ["--images", str(unlabeled), "--labeled", str(labeled), "--class-names", *SYNTHETIC_CLASSES,
-            "--policy", "entropy", "--budget", "24", "--region-size", *map(str, REGION), "--num-pools", "8",
-            "--pool-size", "3", "--arch", "unet_tiny", "--document-root", str(args.document_root), "--out", str(out), *extra]
+    argv = [
+        "--images",
+        str(unlabeled),
+        "--labeled",
+        str(labeled),
+        "--class-names",
+        *SYNTHETIC_CLASSES,
+        "--policy",
+        "entropy",
+        "--budget",
+        "24",
+        "--region-size",
+        *map(str, REGION),
+        "--num-pools",
+        "8",
+        "--pool-size",
+        "3",
+        "--arch",
+        "unet_tiny",
+        "--document-root",
+        str(args.document_root),
+        "--out",
+        str(out),
+        *extra,
+    ]
     start = time.monotonic()
     check(request_main(argv) == 0, f"segal-request {name}")
     return out, json.loads((out / "requests.json").read_text()), time.monotonic() - start
@@ -107,13 +140,20 @@ def import_and_fetch(client: LabelStudio, args, out: Path, title: str) -> tuple[
     project = setup_project(client, out, title)
     tasks = client.tasks(project["id"])
     expected = len(json.loads((out / "label_studio" / "tasks.json").read_text()))
-    check(project["tasks_imported"] == expected == len(tasks), f"{expected} tasks imported into project {project['id']}")
+    check(
+        project["tasks_imported"] == expected == len(tasks), f"{expected} tasks imported into project {project['id']}"
+    )
     for task in tasks:
         status, body = fetch(args.url + task["data"]["image"], args.token)
-        local = (Path(json.loads((out / "requests.json").read_text())["settings"]["images"]) / task["data"]["segal_file"])
-        check(status == 200 and body == local.read_bytes(), f"GET {task['data']['image']}: HTTP {status}, the image's bytes")
-        check(len(task["predictions"]) == 1 and task["predictions"][0]["score"] is not None,
-              f"task {task['id']}: prediction score {task['predictions'][0]['score']:.4f}")
+        local = Path(json.loads((out / "requests.json").read_text())["settings"]["images"]) / task["data"]["segal_file"]
+        check(
+            status == 200 and body == local.read_bytes(),
+            f"GET {task['data']['image']}: HTTP {status}, the image's bytes",
+        )
+        check(
+            len(task["predictions"]) == 1 and task["predictions"][0]["score"] is not None,
+            f"task {task['id']}: prediction score {task['predictions'][0]['score']:.4f}",
+        )
     return project["id"], tasks
 
 
@@ -121,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--token", required=True, help="a legacy API token (or a personal access token)")
-    parser.add_argument("--document-root", type=Path, required=True, help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+    parser.add_argument(
+        "--document-root", type=Path, required=True, help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+    )
     parser.add_argument("--work", type=Path, help="default <document root>/segal-loop (emptied first)")
     parser.add_argument("--record", type=Path, help="keep the exports and the round-1 requests here (test fixtures)")
     args = parser.parse_args(argv)
@@ -144,30 +186,42 @@ def main(argv: list[str] | None = None) -> int:
     for task in tasks[:-1]:
         result = brush_annotation(by_file[task["data"]["segal_file"]], truth, list(SYNTHETIC_CLASSES))
         annotation = client.annotate(task["id"], result)
-        check(bool(annotation.get("id")), f"task {task['id']}: annotation {annotation.get('id')} with {len(result)} brush results")
+        check(
+            bool(annotation.get("id")),
+            f"task {task['id']}: annotation {annotation.get('id')} with {len(result)} brush results",
+        )
     exports = args.work / "exports1"
     exports.mkdir()
     (exports / "export.json").write_bytes(client.export(project, "JSON"))
     (exports / "brush_png.zip").write_bytes(client.export(project, "BRUSH_TO_PNG"))
     names = zipfile.ZipFile(exports / "brush_png.zip").namelist()
-    check(len(names) > 0, f"exports: JSON, and a brush-PNG zip of {len(names)} masks (e.g. {names[0] if names else '-'})")
+    check(
+        len(names) > 0, f"exports: JSON, and a brush-PNG zip of {len(names)} masks (e.g. {names[0] if names else '-'})"
+    )
 
     print("round 1: merge (partial: one task not annotated)")
     copy = args.work / "labeled_from_png"
     shutil.copytree(labeled, copy)
     report = merge_annotations(out1 / "requests.json", exports / "export.json", labeled)
     from_png = merge_annotations(out1 / "requests.json", exports / "brush_png.zip", copy, tasks=exports / "export.json")
-    check(report["not_annotated"] == [held_back["data"]["segal_file"]], f"not annotated, left for later: {report['not_annotated']}")
+    check(
+        report["not_annotated"] == [held_back["data"]["segal_file"]],
+        f"not annotated, left for later: {report['not_annotated']}",
+    )
     check(report == from_png, "the JSON export and the brush-PNG export merge to the same counts")
-    same = all(np.array_equal(np.asarray(Image.open(labeled / "labels" / f)), np.asarray(Image.open(copy / "labels" / f)))
-               for f in (p.name for p in (labeled / "labels").iterdir()))
+    same = all(
+        np.array_equal(np.asarray(Image.open(labeled / "labels" / f)), np.asarray(Image.open(copy / "labels" / f)))
+        for f in (p.name for p in (labeled / "labels").iterdir())
+    )
     check(same, "... and to the same label files")
     for file in report["merged"]:
         label = np.asarray(Image.open(labeled / "labels" / Path(file).with_suffix(".png").name))
         real = np.asarray(Image.open(truth / Path(file).with_suffix(".png").name))
         painted = label != 255
-        check(painted.sum() == report["merged"][file]["labelled_pixels"] and (label[painted] == real[painted]).all(),
-              f"{file}: {painted.sum()} merged pixels, all equal to the real labels")
+        check(
+            painted.sum() == report["merged"][file]["labelled_pixels"] and (label[painted] == real[painted]).all(),
+            f"{file}: {painted.sum()} merged pixels, all equal to the real labels",
+        )
     total = sum(m["labelled_pixels"] for m in report["merged"].values())
     print(f"  merged {total} pixels of {len(report['merged'])} images")
 
@@ -183,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     out2, requests2, seconds = run_round(args, "round2", labeled, unlabeled, ["--model", network])
     before = {(i["file"], r["region_id"]) for i in requests1["images"] for r in i["regions"]}
     after = {(i["file"], r["region_id"]) for i in requests2["images"] for r in i["regions"]}
-    check(len(after) == 24 and not before & after, f"round 2 asks {len(after)} new regions, none of round 1 ({seconds:.1f} s)")
+    check(
+        len(after) == 24 and not before & after,
+        f"round 2 asks {len(after)} new regions, none of round 1 ({seconds:.1f} s)",
+    )
     project2, tasks2 = import_and_fetch(client, args, out2, "segal round 2")
     print(f"screenshot: {args.url}/projects/{project2}/data?task={tasks2[0]['id']}")
 
@@ -207,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             "the requested images (and, as truth-*.png, their real labels), the JSON export with one task not annotated "
             "(export.json), the brush-to-PNG export of the same state (brush_png.zip), and the JSON export once every "
             "task was annotated (export_complete.json). sdk_rle.json and sdk_mask.png (made once, kept on re-recording): brush "
-            "RLE written by label-studio-sdk's own encoder, which tests segal's decoder against chunks it does not write.\n")
+            "RLE written by label-studio-sdk's own encoder, which tests segal's decoder against chunks it does not write.\n"
+        )
         print(f"recorded in {record}")
     print("the loop closed")
     return 0

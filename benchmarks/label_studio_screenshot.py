@@ -7,6 +7,7 @@ opens the task and saves a PNG. Runs with the Python of Label Studio's own envir
     python benchmarks/label_studio_screenshot.py --url http://127.0.0.1:8080 --email me@example.com \\
         --password ... --page "/projects/3/data?task=5" --out docs/requests/label_studio.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,20 @@ def main() -> int:
     args = parser.parse_args()
     cookie = session_cookie(args.url, args.email, args.password)
     profile = tempfile.mkdtemp(prefix="segal-chromium-")
-    browser = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--window-size={args.size}",
-                                f"--remote-debugging-port={args.port}", f"--user-data-dir={profile}", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = subprocess.Popen(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--window-size={args.size}",
+            f"--remote-debugging-port={args.port}",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(50):
             try:

@@ -20,6 +20,7 @@ mode (``--variants``: the env's ``final_*`` settings, segal_env.finetuning.Final
 
 Results go to --out (JSON + markdown, written atomically) after every section.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,9 +65,17 @@ def score(env, name: str, episode_seed: int, samples=None) -> float:
     """Test mIoU (points) of the env's current labeled set under variant ``name``."""
     spec = spec_of(env, name)
     test = env.roles.test
-    miou, _ = final_test_score(env.trainer, env.data.everything() if samples is None else samples, test.images,
-                               test.labels, env._optim(), spec, env.config.crop_size,
-                               spec.seeds(episode_seed, env.config.checkpoint_seed), env._start_state)
+    miou, _ = final_test_score(
+        env.trainer,
+        env.data.everything() if samples is None else samples,
+        test.images,
+        test.labels,
+        env._optim(),
+        spec,
+        env.config.crop_size,
+        spec.seeds(episode_seed, env.config.checkpoint_seed),
+        env._start_state,
+    )
     return 100 * miou
 
 
@@ -74,7 +83,9 @@ def acquisitions(env_id: str, kwargs: dict, policy: str, seed: int) -> tuple[gym
     """Play ``policy`` in test mode (no test evaluation) and return the env and the regions of every step."""
     env = gym.make(env_id, **{**kwargs, "mode": "test", "final_training": False})
     chosen: list[torch.Tensor] = []
-    play_episode(make_agent(policy, env, seed=0), env, seed, on_step=lambda *_: chosen.append(env.unwrapped.last_chosen.clone()))
+    play_episode(
+        make_agent(policy, env, seed=0), env, seed, on_step=lambda *_: chosen.append(env.unwrapped.last_chosen.clone())
+    )
     return env, chosen
 
 
@@ -110,7 +121,10 @@ def section_eval(env_id: str, kwargs: dict, policy: str, variants: list[str], re
         row = out["variants"][name]
         row["path+final"] = path_scores.get(name, row["final"])
         row["sd_path_final"] = mean_std(row["path+final"])[1]
-        print(f"eval noise, {name}, path+final: {np.mean(row['path+final']):.2f} sd {row['sd_path_final']:.2f}", flush=True)
+        print(
+            f"eval noise, {name}, path+final: {np.mean(row['path+final']):.2f} sd {row['sd_path_final']:.2f}",
+            flush=True,
+        )
     env.trainer.load_state_dict(end_state)
     return out
 
@@ -140,7 +154,10 @@ def section_policies(env_id: str, kwargs: dict, variants: list[str], seeds: list
             episode_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
             for name in variants:
                 scores[policy][name].append(score(env, name, episode_seed))
-            print(f"policies, {policy} seed {seed}: " + ", ".join(f"{n} {scores[policy][n][-1]:.2f}" for n in variants), flush=True)
+            print(
+                f"policies, {policy} seed {seed}: " + ", ".join(f"{n} {scores[policy][n][-1]:.2f}" for n in variants),
+                flush=True,
+            )
     rows = {}
     for name in variants:
         diff = paired_difference(scores["margin"][name], scores["entropy"][name])
@@ -156,12 +173,18 @@ def section_reward(env_id: str, kwargs: dict, rewards: list[str], seeds: list[in
     across = {}
     for reward in rewards:
         env = gym.make(env_id, **{**kwargs, "mode": "train", "reward": reward})
-        per_policy = {p: np.array([play_episode(make_agent(p, env, seed=0), env, s).rewards for s in seeds])
-                      for p in ("random", "margin")}
+        per_policy = {
+            p: np.array([play_episode(make_agent(p, env, seed=0), env, s).rewards for s in seeds])
+            for p in ("random", "margin")
+        }
         noise = float(np.mean(per_policy["random"].std(0, ddof=1)))
         signal = float((per_policy["margin"] - per_policy["random"]).mean())
-        across[reward] = {"signal": signal, "noise": noise, "snr": signal / noise if noise > 0 else float("nan"),
-                          "rewards": {p: r.tolist() for p, r in per_policy.items()}}
+        across[reward] = {
+            "signal": signal,
+            "noise": noise,
+            "snr": signal / noise if noise > 0 else float("nan"),
+            "rewards": {p: r.tolist() for p, r in per_policy.items()},
+        }
         print(f"reward {reward}: signal {signal:+.3f} noise {noise:.3f} snr {signal / noise:.2f}", flush=True)
     # within a state: the same pick fine-tuned with several seeds
     env = gym.make(env_id, **{**kwargs, "mode": "train"})
@@ -177,7 +200,9 @@ def section_reward(env_id: str, kwargs: dict, rewards: list[str], seeds: list[in
                 earlier = u.labeled.labeled_ids()
                 gains = {"margin": [], "random": []}
                 for r in range(repeats):
-                    pick = u.data.replay_pick(u.config.finetune, np.random.default_rng(r), earlier.numel(), u.config.num_pools)
+                    pick = u.data.replay_pick(
+                        u.config.finetune, np.random.default_rng(r), earlier.numel(), u.config.num_pools
+                    )
                     draws = StepDraws(int(rng.integers(2**31 - 1)), earlier, pick)
                     for name, act in (("margin", action), ("random", random_action)):
                         chosen = u.pools[torch.arange(u.pools.shape[0]), torch.as_tensor(act)].to(u.device)
@@ -198,32 +223,49 @@ def markdown(results: dict) -> str:
     lines = [f"`{results['command']}`", "", results["platform"], ""]
     if "eval" in results:
         e = results["eval"]
-        lines += [f"## Evaluation noise: {e['policy']}'s {e['regions']} regions (seed 0) scored with {len(next(iter(e['variants'].values()))['final'])} seeds", "",
-                  "| scoring | final only: mean | sd | path+final: mean | sd |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            f"## Evaluation noise: {e['policy']}'s {e['regions']} regions (seed 0) scored with {len(next(iter(e['variants'].values()))['final'])} seeds",
+            "",
+            "| scoring | final only: mean | sd | path+final: mean | sd |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for name, row in e["variants"].items():
-            lines.append(f"| {name} | {np.mean(row['final']):.2f} | {row['sd_final']:.2f} | "
-                         f"{np.mean(row['path+final']):.2f} | {row['sd_path_final']:.2f} |")
+            lines.append(
+                f"| {name} | {np.mean(row['final']):.2f} | {row['sd_final']:.2f} | "
+                f"{np.mean(row['path+final']):.2f} | {row['sd_path_final']:.2f} |"
+            )
         lines.append("")
     if "policies" in results:
         p = results["policies"]
-        lines += [f"## Policies: test mIoU at the final budget, seeds {p['seeds']}", "",
-                  "| scoring | entropy | margin | margin - entropy | sd of the difference | seeds for 2 SE |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## Policies: test mIoU at the final budget, seeds {p['seeds']}",
+            "",
+            "| scoring | entropy | margin | margin - entropy | sd of the difference | seeds for 2 SE |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for name, row in p["rows"].items():
             d = row["margin_minus_entropy"]
-            lines.append(f"| {name} | {row['entropy']['mean']:.2f} ± {row['entropy']['sd']:.2f} | "
-                         f"{row['margin']['mean']:.2f} ± {row['margin']['sd']:.2f} | {d['mean']:+.2f} (SE {d['se']:.2f}) | "
-                         f"{d['sd']:.2f} | {d['seeds_for_2se'] or '-'} |")
+            lines.append(
+                f"| {name} | {row['entropy']['mean']:.2f} ± {row['entropy']['sd']:.2f} | "
+                f"{row['margin']['mean']:.2f} ± {row['margin']['sd']:.2f} | {d['mean']:+.2f} (SE {d['se']:.2f}) | "
+                f"{d['sd']:.2f} | {d['seeds_for_2se'] or '-'} |"
+            )
         lines.append("")
     if "reward" in results:
         r = results["reward"]
-        lines += ["## Train-mode reward per step: margin vs random", "", "| measure | signal | noise | signal / noise |",
-                  "|---|---:|---:|---:|"]
+        lines += [
+            "## Train-mode reward per step: margin vs random",
+            "",
+            "| measure | signal | noise | signal / noise |",
+            "|---|---:|---:|---:|",
+        ]
         for reward, q in r["across_seeds"].items():
             lines.append(f"| across seeds, reward={reward} | {q['signal']:+.3f} | {q['noise']:.3f} | {q['snr']:.2f} |")
         w = r["within_state"]
-        lines.append(f"| within a state ({w['states']} states x {w['repeats']} fine-tuning seeds) | {w['signal']:+.3f} | "
-                     f"{w['noise']:.3f} | {w['snr']:.2f} |")
+        lines.append(
+            f"| within a state ({w['states']} states x {w['repeats']} fine-tuning seeds) | {w['signal']:+.3f} | "
+            f"{w['noise']:.3f} | {w['snr']:.2f} |"
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -232,17 +274,29 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="SegAL-Synthetic-v0")
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--sections", nargs="+", default=["eval", "policies", "reward"], choices=["eval", "policies", "reward"])
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                        default=["paper", "start", "start+fixed"],
-                        help="scorings of the policies section")
-    parser.add_argument("--eval-variants", nargs="+", choices=list(VARIANTS),
-                        default=["paper", "swa", "start", "start+swa", "swa+fixed x3", "start+swa+fixed x3"],
-                        help="scorings of the eval section (a fixed-seed variant's noise is its unfixed twin's)")
+    parser.add_argument(
+        "--sections", nargs="+", default=["eval", "policies", "reward"], choices=["eval", "policies", "reward"]
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=["paper", "start", "start+fixed"],
+        help="scorings of the policies section",
+    )
+    parser.add_argument(
+        "--eval-variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=["paper", "swa", "start", "start+swa", "swa+fixed x3", "start+swa+fixed x3"],
+        help="scorings of the eval section (a fixed-seed variant's noise is its unfixed twin's)",
+    )
     parser.add_argument("--policy", default="entropy", help="whose acquired set the eval section scores")
     parser.add_argument("--rewards", nargs="+", default=["gain", "gain_over_random"])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5, help="training seeds per scored set (eval, reward within a state)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="training seeds per scored set (eval, reward within a state)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/noise_floor")
     args = parser.parse_args(argv)
@@ -251,7 +305,8 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {
         "command": "python benchmarks/noise_floor.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "platform": f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} cores",
-        "env": args.env, "env_kwargs": kwargs,
+        "env": args.env,
+        "env_kwargs": kwargs,
     }
     started = time.perf_counter()
     seeds = list(range(args.seeds))

@@ -333,8 +333,16 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
         filled[key] = None if value is None else tuple(int(v) for v in value)
     if filled["region_size"] is None:
         raise ValueError(f"dataset '{given.dataset}' has no default region size: pass region_size=(height, width)")
-    for key in ("finetune_epochs", "batch_size", "pretrain_steps", "final_steps", "final_repeats", "num_pools",
-                "pool_size", "budget"):
+    for key in (
+        "finetune_epochs",
+        "batch_size",
+        "pretrain_steps",
+        "final_steps",
+        "final_repeats",
+        "num_pools",
+        "pool_size",
+        "budget",
+    ):
         filled[key] = int(filled[key])
     for key in ("lr", "pretrain_lr", "final_average"):
         filled[key] = float(filled[key])

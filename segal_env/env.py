@@ -8,6 +8,7 @@ This file keeps the Gymnasium API and wires the parts: settings (config.py), dat
 the start network (start_network.py), pools and actions (pools.py), what the network trains on
 (finetuning.py), observations (observation.py) and pictures (render.py).
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,7 +27,7 @@ from .config import RENDER_MODES, EnvConfig, resolve_env_config
 from .data import ALRoles, cached_roles
 from .finetuning import FinalTraining, LabeledData, final_test_score, finetune
 from .layout import FeatureLayout
-from .models import BUILT_IN_MODELS, build_model, check_output_contract, model_name
+from .models import BUILT_IN_MODELS, SegmentationNet, build_model, check_output_contract, model_name
 from .observation import Observer
 from .pools import action_mask, chosen_regions, sample_pools
 from .regions import LabeledRegions, RegionGrid
@@ -59,17 +60,26 @@ class SegALEnv(gym.Env):
         config = resolve_env_config(**settings)
         tune_allocator()
         self.roles: ALRoles = cached_roles(
-            config.dataset, config.data_root, config.scale, config.data_seed, config.dataset_kwargs,
-            config.roles_file, config.role_sizes,
+            config.dataset,
+            config.data_root,
+            config.scale,
+            config.data_seed,
+            config.dataset_kwargs,
+            config.roles_file,
+            config.role_sizes,
         )
         pool_set = self.roles.d_t if config.mode == "train" else self.roles.d_v
         self.num_classes = pool_set.num_classes
         self.ignore_index = pool_set.ignore_index
         self.class_names = pool_set.class_names
         try:
-            self.grid = RegionGrid(pool_set.image_size, config.region_size)
+            self.grid = RegionGrid(pool_set.image_size, (config.region_size[0], config.region_size[1]))
         except ValueError as err:
-            hint = "" if settings.get("region_size") is not None else f" (the preset region size scaled by scale={config.scale}; pass region_size explicitly)"
+            hint = (
+                ""
+                if settings.get("region_size") is not None
+                else f" (the preset region size scaled by scale={config.scale}; pass region_size explicitly)"
+            )
             raise ValueError(f"{err}{hint}") from None
         pool_regions = len(pool_set) * self.grid.per_image
         if config.budget > pool_regions:
@@ -81,8 +91,9 @@ class SegALEnv(gym.Env):
         crop = config.crop_size or (height, width)
         crop = (max(min(crop[0], height), self.grid.region_size[0]), max(min(crop[1], width), self.grid.region_size[1]))
         self.config: EnvConfig = dataclasses.replace(config, crop_size=crop)
+        self.crop_size: tuple[int, int] = crop  # resolved: never None from here on
         self.render_mode = config.render_mode
-        self.layout = FeatureLayout(self.num_classes, config.extra_features)
+        self.layout = FeatureLayout(self.num_classes, tuple(config.extra_features))
         self.device = resolve_device(config.device)
         # wall-clock times differ run to run, so they stay out of info unless asked for (Gymnasium's
         # determinism check compares two identical steps); env.unwrapped.last_timing always has them
@@ -115,7 +126,7 @@ class SegALEnv(gym.Env):
         c = self.config
         return OptimConfig(c.optimizer, c.lr, c.momentum, c.weight_decay, c.max_grad_norm)
 
-    def _start_network(self) -> tuple[torch.nn.Module, dict]:
+    def _start_network(self) -> tuple[SegmentationNet, dict]:
         """The starting network (pre-trained on the start set and cached, or untrained) and its report."""
         c = self.config
 
@@ -130,18 +141,27 @@ class SegALEnv(gym.Env):
             with seeded_torch(c.checkpoint_seed, torch.device("cpu")):
                 return build(), {"start_set": "none"}
         description = {
-            "dataset": c.dataset, "dataset_kwargs": c.dataset_kwargs or {}, "data_seed": c.data_seed, "scale": c.scale,
-            "roles": self.roles.to_dict(), "start_set": c.start_set, "model": model_name(c.model), "dropout": c.dropout,
-            "pretrained_backbone": c.pretrained_backbone, **architecture,
+            "dataset": c.dataset,
+            "dataset_kwargs": c.dataset_kwargs or {},
+            "data_seed": c.data_seed,
+            "scale": c.scale,
+            "roles": self.roles.to_dict(),
+            "start_set": c.start_set,
+            "model": model_name(c.model),
+            "dropout": c.dropout,
+            "pretrained_backbone": c.pretrained_backbone,
+            **architecture,
         }
         pretrain = {"steps": c.pretrain_steps, "seed": c.checkpoint_seed, "lr": c.pretrain_lr}
         start = self.roles.d_s if c.start_set == "d_s" else self.roles.d_t
-        state, report = load_or_pretrain(description, build, start, self.roles.d_r, self.device, pretrain, c.cache_dir, c.verbose)
+        state, report = load_or_pretrain(
+            description, build, start, self.roles.d_r, self.device, pretrain, c.cache_dir, c.verbose
+        )
         model = build()
         model.load_state_dict(state)
         return model, report
 
-    def _check_network(self, model: torch.nn.Module) -> dict[str, str]:
+    def _check_network(self, model: SegmentationNet) -> dict[str, str]:
         """For a network of the user's (``model=`` not a built-in name): check its output contract and that
         BALD can sample it, and return a fingerprint of its parameter shapes for the start-network cache key
         (so that editing the network's code never loads another network's weights)."""
@@ -170,17 +190,33 @@ class SegALEnv(gym.Env):
         start = {"d_s": self.roles.d_s, "d_t": self.roles.d_t}.get(c.start_set)
         start_images = start.images.to(dev) if start is not None else pool_images[:0]
         start_labels = start.labels.to(dev) if start is not None else pool_labels[:0]
-        self.data = LabeledData(self.grid, self.labeled, pool_images, pool_labels, start_images, start_labels,
-                                c.crop_size, self.ignore_index)
+        self.data = LabeledData(
+            self.grid,
+            self.labeled,
+            pool_images,
+            pool_labels,
+            start_images,
+            start_labels,
+            self.crop_size,
+            self.ignore_index,
+        )
         pool_histograms = self.grid.class_histograms(pool_labels, self.num_classes).view(-1, self.num_classes)
         self.observer = Observer(self.layout, self.grid, pool_images, pool_histograms, state_images, c.mc_samples)
 
         model, self.start_report = self._start_network()
-        self.trainer = SegTrainer(model, self.num_classes, self.ignore_index, dev, self._optim(), c.batch_size,
-                                  freeze_bn=c.freeze_bn, loss_weighting=c.loss_weighting)
+        self.trainer = SegTrainer(
+            model,
+            self.num_classes,
+            self.ignore_index,
+            dev,
+            self._optim(),
+            c.batch_size,
+            freeze_bn=c.freeze_bn,
+            loss_weighting=c.loss_weighting,
+        )
         self._start_state = self.trainer.snapshot()
         start_eval = self.trainer.evaluate(self._reward_images, self._reward_labels)
-        self._start = {
+        self._start: dict[str, Any] = {
             "miou": start_eval.miou,
             "per_class_iou": start_eval.per_class_iou,
             "state_rows": self.observer.state_rows(self.trainer.probabilities(state_images)),
@@ -234,8 +270,15 @@ class SegALEnv(gym.Env):
             extra.update(self._test_evaluation(draws.seed + 2))
         t5 = self._clock()
         total = time.perf_counter() - t_start
-        self.last_timing = {"reference": t1 - t0, "finetune": t2 - t1, "reward": t3 - t2, "features": t4 - t3,
-                            "test_eval": t5 - t4, "other": total - (t5 - t0), "total": total}
+        self.last_timing = {
+            "reference": t1 - t0,
+            "finetune": t2 - t1,
+            "reward": t3 - t2,
+            "features": t4 - t3,
+            "test_eval": t5 - t4,
+            "other": total - (t5 - t0),
+            "total": total,
+        }
         if c.timing_in_info:
             extra["timing"] = self.last_timing
         return obs, float(reward), bool(terminated), False, self._info(extra)
@@ -267,8 +310,15 @@ class SegALEnv(gym.Env):
             return None
         state_image = self.observer.state_images[:1]
         return render_state(
-            self.grid, self.num_classes, self.data.pool_images, self.pools, self.labeled.labeled, self.last_chosen,
-            state_image, self.trainer.probabilities(state_image), self.roles.d_s.labels[0],
+            self.grid,
+            self.num_classes,
+            self.data.pool_images,
+            self.pools,
+            self.labeled.labeled,
+            self.last_chosen,
+            state_image,
+            self.trainer.probabilities(state_image),
+            self.roles.d_s.labels[0],
         )
 
     # ---- internals ---------------------------------------------------------------------
@@ -296,7 +346,7 @@ class SegALEnv(gym.Env):
         c = self.config
         self.labeled.mark(chosen)
         samples = self.data.step_samples(c.finetune, chosen, draws.earlier, draws.replay)
-        finetune(self.trainer, samples, c.finetune_epochs, c.crop_size, c.lr_decay, draws.seed)
+        finetune(self.trainer, samples, c.finetune_epochs, self.crop_size, c.lr_decay, draws.seed)
 
     def _try(self, chosen: torch.Tensor, draws: StepDraws) -> float:
         """D_R mIoU after labelling and fine-tuning ``chosen`` with ``draws``; the labels and network are restored."""
@@ -320,8 +370,15 @@ class SegALEnv(gym.Env):
             return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
         spec = self.final_spec()
         miou, per_class = final_test_score(
-            self.trainer, self.data.everything(), test.images, test.labels, self._optim(), spec, c.crop_size,
-            spec.seeds(seed, c.checkpoint_seed), self._start_state,
+            self.trainer,
+            self.data.everything(),
+            test.images,
+            test.labels,
+            self._optim(),
+            spec,
+            self.crop_size,
+            spec.seeds(seed, c.checkpoint_seed),
+            self._start_state,
         )
         return {"test_miou": miou, "test_per_class_iou": per_class}
 

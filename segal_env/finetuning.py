@@ -5,6 +5,7 @@ labeled start set they began with. ``LabeledData`` turns both into the trainer's
 targets that are ignore outside labeled pixels, and per sample its image and the box a crop must
 contain); the schedules below choose which samples each step trains on (docs/al_dynamics.md).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,7 +69,7 @@ class LabeledData:
         if start_ids.numel() == 0:
             return samples
         images, targets, position, boxes = samples
-        size = tuple(self.start_images.shape[-2:])
+        size = (int(self.start_images.shape[-2]), int(self.start_images.shape[-1]))
         count = start_ids.numel()
         extra_boxes = whole_image_boxes(count, size) if self.crop_size == size else anywhere_boxes(count, size)
         return (
@@ -90,7 +91,9 @@ class LabeledData:
         n_start = self.start_images.shape[0]
         return rng.choice(n_earlier + n_start, min(n_earlier + n_start, n_new), replace=False)
 
-    def step_samples(self, schedule: str, chosen: torch.Tensor, earlier: torch.Tensor, pick: np.ndarray | None) -> Samples:
+    def step_samples(
+        self, schedule: str, chosen: torch.Tensor, earlier: torch.Tensor, pick: np.ndarray | None
+    ) -> Samples:
         """The samples of one step's fine-tuning (FINETUNE_SCHEDULES); ``chosen`` must already be marked labeled."""
         if schedule == "step":
             return self.regions(chosen)
@@ -100,11 +103,15 @@ class LabeledData:
         from_regions = torch.as_tensor(pick[pick < n_earlier], dtype=torch.long, device=earlier.device)
         samples = self.regions(torch.cat([chosen, earlier[from_regions]]))
         start_device = self.start_images.device
-        from_start = torch.as_tensor(np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=start_device)
+        from_start = torch.as_tensor(
+            np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=start_device
+        )
         return self.with_start_images(samples, from_start)
 
 
-def finetune(trainer: SegTrainer, samples: Samples, epochs: int, crop_size: tuple[int, int], lr_decay: bool, seed: int) -> None:
+def finetune(
+    trainer: SegTrainer, samples: Samples, epochs: int, crop_size: tuple[int, int], lr_decay: bool, seed: int
+) -> None:
     """``epochs`` passes over ``samples`` with the step's seed; with ``lr_decay`` the lr decays to zero within
     the step, so the reward is measured on a settled network."""
     schedule = None

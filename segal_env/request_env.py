@@ -6,6 +6,7 @@ cannot exist without ground truth: there is no reward (0.0), the network is not 
 and a requested region counts in the "labelled so far" features with the classes the network predicts for
 it (its real labels come back only after annotation).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -45,16 +46,21 @@ class RequestEnv(gym.Env):
         exclude: torch.Tensor | None = None,
     ):
         self.trainer = trainer
-        self.grid = RegionGrid(tuple(images.shape[-2:]), tuple(region_size))
+        self.grid = RegionGrid(
+            (int(images.shape[-2]), int(images.shape[-1])), (int(region_size[0]), int(region_size[1]))
+        )
         self.layout = FeatureLayout(trainer.num_classes, tuple(extra_features))
         if "bald" in self.layout.extras and mc_samples < 2:
             raise ValueError("the 'bald' feature needs mc_samples >= 2; raise it or leave 'bald' out of extra_features")
         if budget < 1 or budget % num_pools:
-            raise ValueError(f"budget {budget} must be a positive multiple of num_pools={num_pools} (one region per pool and step)")
+            raise ValueError(
+                f"budget {budget} must be a positive multiple of num_pools={num_pools} (one region per pool and step)"
+            )
         device = trainer.device
         self.requested = LabeledRegions(self.grid, images.shape[0], device)
-        self.exclude = (torch.zeros(images.shape[0], self.grid.per_image, dtype=torch.bool) if exclude is None
-                        else exclude.bool()).to(device)
+        self.exclude = (
+            torch.zeros(images.shape[0], self.grid.per_image, dtype=torch.bool) if exclude is None else exclude.bool()
+        ).to(device)
         available = int((~self.exclude).sum())
         if budget > available:
             raise ValueError(
@@ -65,16 +71,22 @@ class RequestEnv(gym.Env):
         images = images.to(device)
         with torch.no_grad():  # the classes the network sees in each region: the stand-in for labels not given yet
             step = trainer.eval_batch_size
-            predicted = torch.cat([trainer.probabilities(images[i : i + step]).argmax(1) for i in range(0, len(images), step)])
+            predicted = torch.cat(
+                [trainer.probabilities(images[i : i + step]).argmax(1) for i in range(0, len(images), step)]
+            )
         predicted_histograms = self.grid.class_histograms(predicted, trainer.num_classes).view(-1, trainer.num_classes)
-        self.observer = Observer(self.layout, self.grid, images, predicted_histograms, state_images.to(device), mc_samples)
+        self.observer = Observer(
+            self.layout, self.grid, images, predicted_histograms, state_images.to(device), mc_samples
+        )
         n_state = state_images.shape[0] * self.grid.per_image
-        self.observation_space = spaces.Dict({
-            "state": spaces.Box(0.0, 1.0, (n_state, self.layout.state_dim), np.float32),
-            "candidates": spaces.Box(0.0, 1.0, (num_pools, pool_size, self.layout.candidate_dim), np.float32),
-            "action_mask": spaces.Box(0.0, 1.0, (num_pools, pool_size), np.float32),
-            "labeled_class_fraction": spaces.Box(0.0, 1.0, (trainer.num_classes,), np.float32),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "state": spaces.Box(0.0, 1.0, (n_state, self.layout.state_dim), np.float32),
+                "candidates": spaces.Box(0.0, 1.0, (num_pools, pool_size, self.layout.candidate_dim), np.float32),
+                "action_mask": spaces.Box(0.0, 1.0, (num_pools, pool_size), np.float32),
+                "labeled_class_fraction": spaces.Box(0.0, 1.0, (trainer.num_classes,), np.float32),
+            }
+        )
         self.action_space = spaces.MultiDiscrete([pool_size] * num_pools)
         self.pools = torch.empty(0, dtype=torch.long)
         self._state_rows: np.ndarray | None = None
@@ -89,7 +101,9 @@ class RequestEnv(gym.Env):
             raise RuntimeError("call reset() before action_masks(): the pools are drawn at reset")
         return action_mask(self.pools).reshape(-1)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         self.requested.clear()
         self.pools = self._next_pools()

@@ -9,6 +9,7 @@ docs/noise_floor.md). A reward with a reference costs a second fine-tuning per s
 A reference is a function ``(pools [K, N] long, candidates [K, N, D] float32, layout, step_seed) -> chosen
 region ids [K]``: it sees what the agent sees, never a label.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

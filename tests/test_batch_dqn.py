@@ -291,8 +291,15 @@ def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(tiny_kwargs, 
     assert model.policy.q_net.prior_column == env.unwrapped.feature_layout.extra("margin")
     agent_picks, margin_picks = [], []
     margin = make_agent("margin", env)
-    play_episode(margin, env, seed=1, on_step=lambda obs, action, *_: (
-        agent_picks.append(model.predict(obs, deterministic=True)[0]), margin_picks.append(action)))
+    play_episode(
+        margin,
+        env,
+        seed=1,
+        on_step=lambda obs, action, *_: (
+            agent_picks.append(model.predict(obs, deterministic=True)[0]),
+            margin_picks.append(action),
+        ),
+    )
     assert all(np.array_equal(a, m) for a, m in zip(agent_picks, margin_picks))
     model.learn(4)
     model.save(tmp_path / "prior")

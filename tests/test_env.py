@@ -1,4 +1,5 @@
 """SegALEnv behaviour, driven by the registry: checkers, determinism, reward definition, masks, errors."""
+
 from __future__ import annotations
 
 import pickle
@@ -72,8 +73,14 @@ def test_step_timings_are_available_on_request(tiny):
 
 @pytest.mark.parametrize(
     "key, value, expected",
-    [("freeze_bn", "False", "bool"), ("lr", "1e-3", "float"), ("budget", 16.0, "int"), ("num_pools", True, "int"),
-     ("region_size", "24x32", "tuple"), ("extra_features", "entropy", "tuple")],
+    [
+        ("freeze_bn", "False", "bool"),
+        ("lr", "1e-3", "float"),
+        ("budget", 16.0, "int"),
+        ("num_pools", True, "int"),
+        ("region_size", "24x32", "tuple"),
+        ("extra_features", "entropy", "tuple"),
+    ],
 )
 def test_wrongly_typed_settings_name_key_type_and_value(tiny, key, value, expected):
     with pytest.raises(TypeError) as error:
@@ -254,14 +261,18 @@ def test_replay_schedule_rehearses_start_set_images(tiny):
     chosen = u.pools[:, 0].clone()
     earlier = u.labeled.labeled_ids()
     u.labeled.mark(chosen)
-    images, targets, position, boxes = u.data.step_samples("replay", chosen, earlier, u.data.replay_pick("replay", u.np_random, earlier.numel(), len(chosen)))
+    images, targets, position, boxes = u.data.step_samples(
+        "replay", chosen, earlier, u.data.replay_pick("replay", u.np_random, earlier.numel(), len(chosen))
+    )
     # first step: nothing labeled before, so the K replayed samples come from the 2 start (D_S) images
     start = u.roles.d_s.images
     assert position.numel() == len(chosen) + len(start)
-    replayed = images[position[len(chosen):]]
+    replayed = images[position[len(chosen) :]]
     assert sorted(int((img == start).flatten(1).all(1).nonzero()) for img in replayed) == [0, 1]
-    replayed_targets = targets[position[len(chosen):]]
-    assert all(any(torch.equal(t, label.long()) for label in u.roles.d_s.labels) for t in replayed_targets)  # full labels
+    replayed_targets = targets[position[len(chosen) :]]
+    assert all(
+        any(torch.equal(t, label.long()) for label in u.roles.d_s.labels) for t in replayed_targets
+    )  # full labels
 
 
 def test_env_pickles_and_runs_in_subprocesses(tiny):
@@ -342,8 +353,16 @@ def test_camvid_smoke(camvid_root, tmp_path):
 def test_the_env_exposes_its_resolved_settings(tiny):
     env = make(tiny, mode="test", eval_budgets=[8])
     config = env.unwrapped.config
-    assert (config.mode, config.num_pools, config.pool_size, config.budget, config.eval_budgets) == ("test", 4, 3, 16, [8])
-    assert config.crop_size == env.unwrapped.grid.image_size  # the preset's whole-image crops, resolved against the data
+    assert (config.mode, config.num_pools, config.pool_size, config.budget, config.eval_budgets) == (
+        "test",
+        4,
+        3,
+        16,
+        [8],
+    )
+    assert (
+        config.crop_size == env.unwrapped.grid.image_size
+    )  # the preset's whole-image crops, resolved against the data
     assert config.model == "unet_tiny" and config.finetune == "replay" and config.steps_per_episode == 4
 
 

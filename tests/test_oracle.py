@@ -1,5 +1,6 @@
 """The look-ahead oracle and quiet test-mode scoring: what reads labels stays where labels are, the look-ahead
 changes nothing, and a labeled set's score does not depend on the luck of the run."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,9 @@ def test_the_oracle_never_runs_without_labels(tiny):
     data = load_splits("synthetic", seed=3, n_train=6, n_val=1, n_test=1)["train"]
     torch.manual_seed(0)
     trainer = SegTrainer(build_model("unet_tiny", data.num_classes), data.num_classes, 255, "cpu")
-    request_env = RequestEnv(trainer, data.images[2:], data.images[:2], (16, 16), budget=8, num_pools=4, pool_size=3,
-                             mc_samples=2)
+    request_env = RequestEnv(
+        trainer, data.images[2:], data.images[:2], (16, 16), budget=8, num_pools=4, pool_size=3, mc_samples=2
+    )
     with pytest.raises(ValueError, match="reads the true labels"):
         make_agent("oracle", request_env)
     with pytest.raises(ValueError, match="not a VecEnv"):
@@ -61,8 +63,12 @@ def test_the_oracle_gets_the_best_look_ahead_value_as_its_reward(tiny):
     env = make(tiny)
     oracle = make_agent("oracle", env, seed=1)
     values, mious = [], []
-    episode = play_episode(oracle, env, seed=2, on_step=lambda obs, a, r, info: (values.append(max(oracle.last_values)),
-                                                                                    mious.append(info["miou"])))
+    episode = play_episode(
+        oracle,
+        env,
+        seed=2,
+        on_step=lambda obs, a, r, info: (values.append(max(oracle.last_values)), mious.append(info["miou"])),
+    )
     assert values == mious  # stepping the chosen set reproduces its look-ahead exactly
     assert len(oracle.last_sources) == len(oracle.last_values) >= 2
     again = play_episode(make_agent("oracle", env, seed=1), env, seed=2)
@@ -71,8 +77,16 @@ def test_the_oracle_gets_the_best_look_ahead_value_as_its_reward(tiny):
 
 def test_fixed_seed_scoring_gives_identical_numbers_twice_and_ignores_the_episode(tiny):
     """With final_seed="fixed" and final_start="start", a test score is a function of the labeled set."""
-    env = make(tiny, mode="test", final_training=True, final_start="start", final_seed="fixed", final_average=0.5,
-               final_repeats=2, final_steps=4)
+    env = make(
+        tiny,
+        mode="test",
+        final_training=True,
+        final_start="start",
+        final_seed="fixed",
+        final_average=0.5,
+        final_repeats=2,
+        final_steps=4,
+    )
     env.reset(seed=0)
     u = env.unwrapped
     u.labeled.mark(u.pools[:, 0].clone())
@@ -109,8 +123,15 @@ def test_gain_over_margin_is_zero_for_the_margin_rule(tiny):
         make(tiny, reward="gain_over_margin", extra_features=["entropy"])
 
 
-@pytest.mark.parametrize("key,value,match", [("final_average", 1.0, "final_average"), ("final_repeats", 0, "final_repeats"),
-                                             ("final_start", "best", "final_start"), ("final_seed", "x", "final_seed")])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("final_average", 1.0, "final_average"),
+        ("final_repeats", 0, "final_repeats"),
+        ("final_start", "best", "final_start"),
+        ("final_seed", "x", "final_seed"),
+    ],
+)
 def test_bad_final_training_settings_name_the_key(tiny, key, value, match):
     with pytest.raises(ValueError, match=match):
         make(tiny, **{key: value})

@@ -1,4 +1,5 @@
 """segal-request on a tiny folder of generated images: choose regions, write the three outputs, merge labels back."""
+
 import json
 import time
 from pathlib import Path
@@ -37,9 +38,20 @@ def folders(tmp_path_factory):
 
 
 def run_request(folders, out, policy="entropy", **overrides):
-    settings = dict(images=folders / "unlabeled", labeled=folders / "labeled", class_names=SYNTHETIC_CLASSES,
-                    policy=policy, budget=8, region_size=REGION, out=out, train_steps=3, arch="unet_tiny",
-                    num_pools=4, pool_size=3, mc_samples=2)
+    settings = dict(
+        images=folders / "unlabeled",
+        labeled=folders / "labeled",
+        class_names=SYNTHETIC_CLASSES,
+        policy=policy,
+        budget=8,
+        region_size=REGION,
+        out=out,
+        train_steps=3,
+        arch="unet_tiny",
+        num_pools=4,
+        pool_size=3,
+        mc_samples=2,
+    )
     return request_labels(**{**settings, **overrides})
 
 
@@ -94,13 +106,20 @@ def test_a_saved_agent_requests_regions_and_the_network_is_reused(folders, tmp_p
     env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "region_size": list(REGION)})
     agent = BatchDQN("RegionQPolicy", env, seed=0).learn(4)
     agent.save(tmp_path / "agent")
-    requests = run_request(folders, tmp_path / "round2", policy=str(tmp_path / "agent.zip"), arch=None,
-                           model_file=Path(first["settings"]["network"]))  # network.pt names its architecture
+    requests = run_request(
+        folders,
+        tmp_path / "round2",
+        policy=str(tmp_path / "agent.zip"),
+        arch=None,
+        model_file=Path(first["settings"]["network"]),
+    )  # network.pt names its architecture
     regions = [r for image in requests["images"] for r in image["regions"]]
     assert len(regions) == 8 and all(isinstance(r["score"], float) for r in regions)  # Q values
     assert requests["settings"]["arch"] == "unet_tiny"
     with pytest.raises(ValueError, match="candidate rows"):  # before any training: the agent is read first
-        run_request(folders, tmp_path / "round3", policy=str(tmp_path / "agent.zip"), train_steps=100000, extra_features=[])
+        run_request(
+            folders, tmp_path / "round3", policy=str(tmp_path / "agent.zip"), train_steps=100000, extra_features=[]
+        )
     renamed = list(SYNTHETIC_CLASSES[:-1]) + ["something else"]
     with pytest.raises(ValueError, match="was trained for the classes"):
         run_request(folders, tmp_path / "round3", model_file=Path(first["settings"]["network"]), class_names=renamed)
@@ -122,12 +141,14 @@ def test_annotations_come_back_into_the_labelled_set(folders, tmp_path, one_torc
         inside = np.zeros(label.shape, bool)
         for region in image["regions"]:
             b = region["box"]
-            inside[b["y"]: b["y"] + b["height"], b["x"]: b["x"] + b["width"]] = True
+            inside[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]] = True
         assert (label[inside] == truth[inside]).all() and (label[~inside] == 255).all()
         assert merged[image["file"]]["labelled_pixels"] == (inside & (truth != 255)).sum()  # void pixels stay void
         assert (labeled / "images" / image["file"]).is_file()
     # the next round trains on the grown labelled set and does not ask for the labelled regions again
-    again = run_request(folders, tmp_path / "next", labeled=labeled, budget=6 * 48 - 8, pool_size=2, overlays=False)  # all that is left
+    again = run_request(
+        folders, tmp_path / "next", labeled=labeled, budget=6 * 48 - 8, pool_size=2, overlays=False
+    )  # all that is left
     before = {(i["file"], r["region_id"]) for i in requests["images"] for r in i["regions"]}
     after = {(i["file"], r["region_id"]) for i in again["images"] for r in i["regions"]}
     assert len(after) == 6 * 48 - 8 and not before & after
@@ -141,11 +162,29 @@ def test_clear_errors_for_what_does_not_fit(folders, tmp_path, capsys):
     with pytest.raises(ValueError, match="class ids 0..2"):
         run_request(folders, tmp_path, class_names=["a", "b", "c"])
     with pytest.raises(SystemExit) as exit_info:
-        main(["--images", str(folders / "unlabeled"), "--labeled", str(folders / "labeled"), "--class-names", "x",
-              "--train-model", "--budget", "8", "--region-size", "16", "16", "--out", str(tmp_path)])
+        main(
+            [
+                "--images",
+                str(folders / "unlabeled"),
+                "--labeled",
+                str(folders / "labeled"),
+                "--class-names",
+                "x",
+                "--train-model",
+                "--budget",
+                "8",
+                "--region-size",
+                "16",
+                "16",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert exit_info.value.code == 2
     with pytest.raises(SystemExit):
-        merge_main(["--requests", str(tmp_path / "none.json"), "--annotations", str(tmp_path), "--labeled", str(tmp_path)])
+        merge_main(
+            ["--requests", str(tmp_path / "none.json"), "--annotations", str(tmp_path), "--labeled", str(tmp_path)]
+        )
 
 
 def test_request_env_is_deterministic_and_checks_actions(folders, one_torch_thread):
@@ -176,9 +215,23 @@ def test_request_env_is_deterministic_and_checks_actions(folders, one_torch_thre
 
 def test_every_input_is_checked_before_training_in_seconds(folders, tmp_path, capsys):
     """The issue's case: a region size that does not tile, with --train-model, once took 32 minutes to report."""
-    base = ["--images", str(folders / "unlabeled"), "--labeled", str(folders / "labeled"), "--class-names",
-            *SYNTHETIC_CLASSES, "--train-model", "--train-steps", "100000", "--budget", "8", "--num-pools", "4",
-            "--out", str(tmp_path / "out")]
+    base = [
+        "--images",
+        str(folders / "unlabeled"),
+        "--labeled",
+        str(folders / "labeled"),
+        "--class-names",
+        *SYNTHETIC_CLASSES,
+        "--train-model",
+        "--train-steps",
+        "100000",
+        "--budget",
+        "8",
+        "--num-pools",
+        "4",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     cases = {
         "does not tile": ["--region-size", "15", "16"],
         "multiple of --num-pools": ["--region-size", "16", "16", "--budget", "6"],
@@ -208,5 +261,7 @@ def test_training_reports_progress_and_where_the_network_went(folders, tmp_path,
     assert all(Path(settings[key]).is_absolute() for key in ("images", "labeled", "network", "document_root"))
     assert all(Path(image["path"]).is_absolute() for image in requests["images"])
     task = json.loads((tmp_path / "r" / "label_studio" / "tasks.json").read_text())[0]
-    assert task["data"]["image"].startswith("/data/local-files/?d=unlabeled/new")  # default root: the parent of --images
+    assert task["data"]["image"].startswith(
+        "/data/local-files/?d=unlabeled/new"
+    )  # default root: the parent of --images
     assert task["predictions"][0]["score"] == max(r["score"] for r in requests["images"][0]["regions"])

@@ -1,5 +1,6 @@
 """segal-merge-labels on Label Studio's own exports, recorded from a real server by benchmarks/label_studio_loop.py
 (tests/data/label_studio/README.md): brush RLE, JSON and brush-PNG exports, partial rounds, the staged merge."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.requests import decode_rle, encode_rle, label_studio_tasks
-from experiments.requests import merge
+from experiments.requests import decode_rle, encode_rle, label_studio_tasks, merge
 from experiments.requests.brush import mask_to_rle, rle_to_mask
 from experiments.requests.label_studio import local_files_url
 from experiments.requests.merge import merge_annotations, merge_main
@@ -63,10 +63,12 @@ def check_merged(round1: Path, labeled: Path, report: dict, files: list[str]) ->
         inside = np.zeros(label.shape, bool)
         for region in image["regions"]:
             b = region["box"]
-            inside[b["y"]: b["y"] + b["height"], b["x"]: b["x"] + b["width"]] = True
+            inside[b["y"] : b["y"] + b["height"], b["x"] : b["x"] + b["width"]] = True
         assert (label[inside] == truth[inside]).all() and (label[~inside] == 255).all()
-        assert report["merged"][image["file"]] == {"labelled_pixels": int((inside & (truth != 255)).sum()),
-                                                   "requested_pixels": int(inside.sum())}
+        assert report["merged"][image["file"]] == {
+            "labelled_pixels": int((inside & (truth != 255)).sum()),
+            "requested_pixels": int(inside.sum()),
+        }
         assert (labeled / "images" / image["file"]).read_bytes() == (round1 / "unlabeled" / image["file"]).read_bytes()
 
 
@@ -80,8 +82,19 @@ def test_a_partial_round_merges_the_json_export_and_lists_the_rest(round1, tmp_p
     check_merged(round1, labeled, report, ["street5.png", "street7.png"])
     assert not list(labeled.glob(".segal-merge-*"))
     # later: the last task annotated, the complete export merged on top
-    assert merge_main(["--requests", str(round1 / "requests.json"), "--annotations", str(round1 / "export_complete.json"),
-                       "--labeled", str(labeled)]) == 0
+    assert (
+        merge_main(
+            [
+                "--requests",
+                str(round1 / "requests.json"),
+                "--annotations",
+                str(round1 / "export_complete.json"),
+                "--labeled",
+                str(labeled),
+            ]
+        )
+        == 0
+    )
     assert "merged" in capsys.readouterr().out
     report = merge_annotations(round1 / "requests.json", round1 / "export_complete.json", labeled)  # idempotent
     check_merged(round1, labeled, report, ["street5.png", "street7.png", "street8.png"])
@@ -90,14 +103,24 @@ def test_a_partial_round_merges_the_json_export_and_lists_the_rest(round1, tmp_p
 def test_the_brush_png_export_merges_like_the_json_export(round1, tmp_path, capsys):
     from_json, from_zip, from_folder = (tmp_path / name for name in ("json", "zip", "folder"))
     merge_annotations(round1 / "requests.json", round1 / "export.json", from_json)
-    report = merge_annotations(round1 / "requests.json", round1 / "brush_png.zip", from_zip, tasks=round1 / "export.json")
+    report = merge_annotations(
+        round1 / "requests.json", round1 / "brush_png.zip", from_zip, tasks=round1 / "export.json"
+    )
     check_merged(round1, from_zip, report, ["street5.png", "street7.png"])
     zipfile.ZipFile(round1 / "brush_png.zip").extractall(tmp_path / "unpacked")
     merge_annotations(round1 / "requests.json", tmp_path / "unpacked", from_folder, tasks=round1 / "export.json")
     assert folder_state(from_json) == folder_state(from_zip) == folder_state(from_folder)
     with pytest.raises(SystemExit):  # the PNG names hold task ids only: the JSON export says which image is which
-        merge_main(["--requests", str(round1 / "requests.json"), "--annotations", str(round1 / "brush_png.zip"),
-                    "--labeled", str(tmp_path / "none")])
+        merge_main(
+            [
+                "--requests",
+                str(round1 / "requests.json"),
+                "--annotations",
+                str(round1 / "brush_png.zip"),
+                "--labeled",
+                str(tmp_path / "none"),
+            ]
+        )
     assert "--tasks" in capsys.readouterr().err
 
 
@@ -168,7 +191,9 @@ def test_the_label_studio_command_creates_project_storage_and_tasks(tmp_path, ca
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             calls.append((self.path, self.headers["Authorization"], body))
-            answer = {"/api/projects": {"id": 7}, "/api/projects/7/import": {"task_count": len(body)}}.get(self.path, {})
+            answer = {"/api/projects": {"id": 7}, "/api/projects/7/import": {"task_count": len(body)}}.get(
+                self.path, {}
+            )
             payload = json.dumps(answer).encode()
             self.send_response(201)
             self.send_header("Content-Length", str(len(payload)))
@@ -194,7 +219,15 @@ def test_the_label_studio_command_creates_project_storage_and_tasks(tmp_path, ca
     finally:
         server.shutdown()
     assert [(path, auth) for path, auth, _ in calls] == [
-        ("/api/projects", "Token abc"), ("/api/storages/localfiles", "Token abc"), ("/api/projects/7/import", "Token abc")]
+        ("/api/projects", "Token abc"),
+        ("/api/storages/localfiles", "Token abc"),
+        ("/api/projects/7/import", "Token abc"),
+    ]
     assert calls[0][2]["label_config"] == "<View/>"
-    assert calls[1][2] == {"project": 7, "path": str(tmp_path / "photos"), "title": "segal images", "use_blob_urls": False}
+    assert calls[1][2] == {
+        "project": 7,
+        "path": str(tmp_path / "photos"),
+        "title": "segal images",
+        "use_blob_urls": False,
+    }
     assert len(calls[2][2]) == 2 and "project 7 with 2 tasks" in capsys.readouterr().out

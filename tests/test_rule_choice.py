@@ -1,4 +1,5 @@
 """Choosing the rule per state: the wrapper acts exactly as the rule it names, and SB3 and the bandit learn on it."""
+
 from __future__ import annotations
 
 import gymnasium as gym

@@ -62,7 +62,9 @@ def test_fit_improves_on_a_learnable_task_and_keeps_best():
     start = trainer.evaluate(images, labels).miou
     boxes = torch.tensor([[0, 0, 64, 64]]).expand(8, 4)
     generator = torch.Generator().manual_seed(0)
-    report = trainer.fit(images, labels, torch.arange(8), boxes, images, labels, (64, 64), generator, max_epochs=15, patience=15)
+    report = trainer.fit(
+        images, labels, torch.arange(8), boxes, images, labels, (64, 64), generator, max_epochs=15, patience=15
+    )
     after = trainer.evaluate(images, labels).miou
     assert after > start and after > 0.9
     assert abs(after - report["best_val_miou"]) < 1e-9
@@ -92,8 +94,13 @@ def test_start_network_is_the_same_for_every_thread_count(tmp_path):
         for count, cache in ((1, "one"), (2, "two")):
             torch.set_num_threads(count)
             state, report = load_or_pretrain(
-                {"dataset": "synthetic", "model": "unet_tiny"}, lambda: build_model("unet_tiny", 11), roles.d_s,
-                roles.d_r, "cpu", {"seed": 0, "steps": 4, "lr": 1e-2}, tmp_path / cache,
+                {"dataset": "synthetic", "model": "unet_tiny"},
+                lambda: build_model("unet_tiny", 11),
+                roles.d_s,
+                roles.d_r,
+                "cpu",
+                {"seed": 0, "steps": 4, "lr": 1e-2},
+                tmp_path / cache,
             )
             states.append(state)
             assert torch.get_num_threads() == count  # the caller's setting is restored

@@ -76,10 +76,14 @@ class RegionQNetwork(nn.Module):
         self.prior_column, self.prior_scale = prior_column, prior_scale
         if prior_column is not None:
             if not 0 <= prior_column < candidate_dim - gate_dim:
-                raise ValueError(f"prior_column {prior_column} is not a candidate feature column (0..{candidate_dim - gate_dim - 1})")
+                raise ValueError(
+                    f"prior_column {prior_column} is not a candidate feature column (0..{candidate_dim - gate_dim - 1})"
+                )
             # start from the rule: the learned advantage is zero until training moves it
-            nn.init.zeros_(self.fusion[-1].weight)
-            nn.init.zeros_(self.fusion[-1].bias)
+            last = self.fusion[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         state, candidates = obs["state"], obs["candidates"]

@@ -17,6 +17,7 @@ Conventions (also in docs/benchmark.md):
   policy (which samples the pool's own class distribution); without "random", under the mean over all
   policies.
 """
+
 from __future__ import annotations
 
 import csv
@@ -182,11 +183,21 @@ def summarize(
         by_policy[record["policy"]].append(record)
         sources[record["policy"]] = record.get("policy_source", record["policy"])
 
-    curves, per_class, labeled, per_seed = {}, {}, {}, {}
+    curves: dict[str, dict] = {}
+    per_class: dict[str, dict] = {}
+    labeled: dict[str, dict] = {}
+    per_seed: dict[str, dict] = {}
     for policy in policies:
         runs = sorted(by_policy[policy], key=lambda r: r["seed"])
-        curve = {"budgets": [], "seeds": [], "n_seeds": [], "test_miou_mean": [], "test_miou_std": [],
-                 "reward_set_miou_mean": [], "reward_set_miou_std": []}
+        curve: dict[str, list] = {
+            "budgets": [],
+            "seeds": [],
+            "n_seeds": [],
+            "test_miou_mean": [],
+            "test_miou_std": [],
+            "reward_set_miou_mean": [],
+            "reward_set_miou_std": [],
+        }
         per_class[policy], labeled[policy] = {}, {}
         for budget in budgets:
             entries = [(r["seed"], e) for r in runs for e in r["entries"] if int(e["budget"]) == budget]
@@ -222,11 +233,13 @@ def summarize(
             continue
         fraction = np.array(labeled[policy][class_budget]["fraction"])
         iou = np.array(per_class[policy][class_budget]["mean"])
-        rare_rows.append({
-            "policy": policy,
-            "rare_label_share": float(fraction[rare["classes"]].sum()),
-            "rare_class_miou": float(iou[rare["classes"]].mean()),
-        })
+        rare_rows.append(
+            {
+                "policy": policy,
+                "rare_label_share": float(fraction[rare["classes"]].sum()),
+                "rare_class_miou": float(iou[rare["classes"]].mean()),
+            }
+        )
     return {
         "summary_version": SUMMARY_VERSION,
         "env_id": records[0]["env_id"],
@@ -260,7 +273,9 @@ def _paired_with_reference(per_seed: dict, policies: list[str], reference: str) 
             reference_values = per_seed.get(reference, {}).get(budget, {})
             common = sorted(set(values) & set(reference_values))
             if common:
-                out[policy][str(budget)] = paired_difference([values[s] for s in common], [reference_values[s] for s in common])
+                out[policy][str(budget)] = paired_difference(
+                    [values[s] for s in common], [reference_values[s] for s in common]
+                )
     return out
 
 
@@ -290,16 +305,18 @@ def _headline(curves, policies, sources, baselines, target_miou, reference, per_
         seeds = sorted(set.intersection(*(set(per_seed[policy][b]) for b in budgets))) if per_seed and budgets else []
         matrix = np.array([[per_seed[policy][b][s] for b in budgets] for s in seeds]) if seeds else np.zeros((0, 0))
         low, high = regions_interval(budgets, matrix, target)
-        rows.append({
-            "regions_interval_90": [low, high],
-            "policy": policy,
-            "is_baseline": sources[policy] in baselines,
-            "final_test_miou": final.get(policy),
-            "regions_to_target": regions,
-            "how": how,
-            "reached": regions is not None,
-            "saving_percent": saving_percent(reference_regions, regions),
-        })
+        rows.append(
+            {
+                "regions_interval_90": [low, high],
+                "policy": policy,
+                "is_baseline": sources[policy] in baselines,
+                "final_test_miou": final.get(policy),
+                "regions_to_target": regions,
+                "how": how,
+                "reached": regions is not None,
+                "saving_percent": saving_percent(reference_regions, regions),
+            }
+        )
     return {
         "target_miou": target,
         "target_source": target_note,
@@ -317,7 +334,10 @@ def _rare_classes(labeled, policies, sources, budget, n_classes) -> dict:
     share = np.mean([labeled[p][budget]["fraction"] for p in pool], axis=0)
     order = np.argsort(share, kind="stable")
     count = max(1, n_classes // 2)
-    return {"classes": sorted(int(c) for c in order[:count]), "ranked_by": randoms[0] if randoms else "mean of all policies"}
+    return {
+        "classes": sorted(int(c) for c in order[:count]),
+        "ranked_by": randoms[0] if randoms else "mean of all policies",
+    }
 
 
 # ---- tables ------------------------------------------------------------------------------------------
@@ -327,8 +347,7 @@ def _pct(value: float | None, digits: int = 2) -> str:
 
 def miou_markdown(summary: dict, key: str = "test_miou") -> str:
     budgets = summary["budgets"]
-    lines = ["| policy | " + " | ".join(str(b) for b in budgets) + " |",
-             "|---|" + "---:|" * len(budgets)]
+    lines = ["| policy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
     for policy in summary["policies"]:
         curve = summary["curves"][policy]
         cells = []
@@ -351,8 +370,11 @@ def _interval(row: dict, max_budget: float) -> str:
 
 def headline_markdown(summary: dict) -> str:
     head = summary["headline"]
-    lines = ["| policy | final test mIoU (%) | labeled regions to reach target | 90% interval (bootstrap over seeds) | "
-             "saving vs reference |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| policy | final test mIoU (%) | labeled regions to reach target | 90% interval (bootstrap over seeds) | "
+        "saving vs reference |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for row in head["rows"]:
         if row["regions_to_target"] is None:
             regions = f"not reached (> {head['max_budget']})"
@@ -360,7 +382,9 @@ def headline_markdown(summary: dict) -> str:
             regions = f"{row['regions_to_target']:.0f}" + (" (≤, first budget)" if row["how"] == "first_budget" else "")
         saving = "-" if row["saving_percent"] is None else f"{row['saving_percent']:+.1f}%"
         name = row["policy"] + (" (reference)" if row["policy"] == head["reference"] else "")
-        lines.append(f"| {name} | {_pct(row['final_test_miou'])} | {regions} | {_interval(row, head['max_budget'])} | {saving} |")
+        lines.append(
+            f"| {name} | {_pct(row['final_test_miou'])} | {regions} | {_interval(row, head['max_budget'])} | {saving} |"
+        )
     return "\n".join(lines)
 
 
@@ -368,8 +392,10 @@ def paired_markdown(summary: dict) -> str:
     """Per budget: policy - reference in test-mIoU points, mean (SE) over common seeds, and the seeds that
     difference would need for 2 SE (a bold cell stands >= 2 SE from zero)."""
     budgets = summary["budgets"]
-    lines = ["| policy - " + summary["headline"]["reference"] + " | " + " | ".join(str(b) for b in budgets) + " |",
-             "|---|" + "---:|" * len(budgets)]
+    lines = [
+        "| policy - " + summary["headline"]["reference"] + " | " + " | ".join(str(b) for b in budgets) + " |",
+        "|---|" + "---:|" * len(budgets),
+    ]
     for policy, by_budget in summary.get("paired", {}).items():
         cells = []
         for budget in budgets:
@@ -386,8 +412,10 @@ def paired_markdown(summary: dict) -> str:
 def per_class_markdown(summary: dict) -> str:
     budget = str(summary["class_budget"])
     names = summary["class_names"]
-    lines = ["| class | " + " | ".join(f"{p} IoU / label share" for p in summary["policies"]) + " |",
-             "|---|" + "---:|" * len(summary["policies"])]
+    lines = [
+        "| class | " + " | ".join(f"{p} IoU / label share" for p in summary["policies"]) + " |",
+        "|---|" + "---:|" * len(summary["policies"]),
+    ]
     for c, name in enumerate(names):
         cells = []
         for policy in summary["policies"]:
@@ -415,31 +443,65 @@ def csv_tables(summary: dict) -> dict[str, str]:
     for policy in summary["policies"]:
         curve = summary["curves"][policy]
         for i, budget in enumerate(curve["budgets"]):
-            results.append({
-                "policy": policy, "budget": budget, "n_seeds": curve["n_seeds"][i],
-                "test_miou_mean": curve["test_miou_mean"][i], "test_miou_std": curve["test_miou_std"][i],
-                "reward_set_miou_mean": curve["reward_set_miou_mean"][i],
-                "reward_set_miou_std": curve["reward_set_miou_std"][i],
-            })
+            results.append(
+                {
+                    "policy": policy,
+                    "budget": budget,
+                    "n_seeds": curve["n_seeds"][i],
+                    "test_miou_mean": curve["test_miou_mean"][i],
+                    "test_miou_std": curve["test_miou_std"][i],
+                    "reward_set_miou_mean": curve["reward_set_miou_mean"][i],
+                    "reward_set_miou_std": curve["reward_set_miou_std"][i],
+                }
+            )
             iou = summary["per_class_iou"][policy][str(budget)]
             share = summary["labeled_pixels"][policy][str(budget)]
             for c, name in enumerate(summary["class_names"]):
-                per_class.append({"policy": policy, "budget": budget, "class": name,
-                                  "iou_mean": iou["mean"][c], "iou_std": iou["std"][c]})
-                pixels.append({"policy": policy, "budget": budget, "class": name,
-                               "labeled_pixels_mean": share["mean_pixels"][c], "fraction": share["fraction"][c]})
+                per_class.append(
+                    {
+                        "policy": policy,
+                        "budget": budget,
+                        "class": name,
+                        "iou_mean": iou["mean"][c],
+                        "iou_std": iou["std"][c],
+                    }
+                )
+                pixels.append(
+                    {
+                        "policy": policy,
+                        "budget": budget,
+                        "class": name,
+                        "labeled_pixels_mean": share["mean_pixels"][c],
+                        "fraction": share["fraction"][c],
+                    }
+                )
     head = summary["headline"]
-    headline = [{
-        "policy": row["policy"], "final_test_miou": row["final_test_miou"], "target_miou": head["target_miou"],
-        "reference": head["reference"], "regions_to_target": "" if row["regions_to_target"] is None else row["regions_to_target"],
-        "how": row["how"], "saving_percent": "" if row["saving_percent"] is None else row["saving_percent"],
-        "regions_90_low": _blank(row.get("regions_interval_90", [None, None])[0]),
-        "regions_90_high": _blank(row.get("regions_interval_90", [None, None])[1]),
-    } for row in head["rows"]]
-    paired = [{"policy": policy, "reference": head["reference"], "budget": int(budget), **d}
-              for policy, by_budget in summary.get("paired", {}).items() for budget, d in by_budget.items()]
-    return {"results.csv": _csv(results), "per_class_iou.csv": _csv(per_class),
-            "labeled_pixels.csv": _csv(pixels), "headline.csv": _csv(headline), "paired.csv": _csv(paired)}
+    headline = [
+        {
+            "policy": row["policy"],
+            "final_test_miou": row["final_test_miou"],
+            "target_miou": head["target_miou"],
+            "reference": head["reference"],
+            "regions_to_target": "" if row["regions_to_target"] is None else row["regions_to_target"],
+            "how": row["how"],
+            "saving_percent": "" if row["saving_percent"] is None else row["saving_percent"],
+            "regions_90_low": _blank(row.get("regions_interval_90", [None, None])[0]),
+            "regions_90_high": _blank(row.get("regions_interval_90", [None, None])[1]),
+        }
+        for row in head["rows"]
+    ]
+    paired = [
+        {"policy": policy, "reference": head["reference"], "budget": int(budget), **d}
+        for policy, by_budget in summary.get("paired", {}).items()
+        for budget, d in by_budget.items()
+    ]
+    return {
+        "results.csv": _csv(results),
+        "per_class_iou.csv": _csv(per_class),
+        "labeled_pixels.csv": _csv(pixels),
+        "headline.csv": _csv(headline),
+        "paired.csv": _csv(paired),
+    }
 
 
 def _blank(value: float | None) -> float | str:
@@ -486,7 +548,10 @@ def report_markdown(summary: dict, plots: dict[str, str] | None = None, notes: l
         "",
         "| policy | share of labeled pixels in rare classes | mean IoU of rare classes |",
         "|---|---:|---:|",
-        *[f"| {r['policy']} | {_pct(r['rare_label_share'], 1)}% | {_pct(r['rare_class_miou'], 1)} |" for r in rare["rows"]],
+        *[
+            f"| {r['policy']} | {_pct(r['rare_label_share'], 1)}% | {_pct(r['rare_class_miou'], 1)} |"
+            for r in rare["rows"]
+        ],
         "",
         "## Reward-set (D_R) mIoU (%) per budget",
         "",

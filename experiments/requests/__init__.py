@@ -21,17 +21,31 @@ experiments.episodes.play_episode: selection.py); no label of ``--images`` is ev
 After annotation, ``segal-merge-labels`` (merge.py) brings the labelled regions back into ``--labeled`` from
 Label Studio's own exports (exports.py, brush.py); api.py creates the Label Studio project, its storage and tasks.
 """
+
 from __future__ import annotations
 
+from .brush import decode_rle, encode_rle
 from .command import build_parser, draw_overlay, main, request_labels
 from .inputs import check_inputs, load_labeled, load_unlabeled
-from .brush import decode_rle, encode_rle
 from .label_studio import label_studio_config, label_studio_tasks
 from .merge import merge_annotations, merge_main
 from .network import DEFAULT_ARCH, DEFAULT_TRAIN_STEPS, build_network
 
 __all__ = [
-    "DEFAULT_ARCH", "DEFAULT_TRAIN_STEPS", "build_network", "build_parser", "check_inputs", "decode_rle", "draw_overlay",
-    "encode_rle", "label_studio_config", "label_studio_tasks", "load_labeled", "load_unlabeled", "main",
-    "merge_annotations", "merge_main", "request_labels",
+    "DEFAULT_ARCH",
+    "DEFAULT_TRAIN_STEPS",
+    "build_network",
+    "build_parser",
+    "check_inputs",
+    "decode_rle",
+    "draw_overlay",
+    "encode_rle",
+    "label_studio_config",
+    "label_studio_tasks",
+    "load_labeled",
+    "load_unlabeled",
+    "main",
+    "merge_annotations",
+    "merge_main",
+    "request_labels",
 ]

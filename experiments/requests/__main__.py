@@ -1,9 +1,10 @@
 """``python -m experiments.requests``: segal-request; ``... merge``: segal-merge-labels; ``... label-studio``: create a
 Label Studio project with the images' storage and import a round's tasks through the API."""
+
 import sys
 
-from .command import main
 from .api import setup_main
+from .command import main
 from .merge import merge_main
 
 COMMANDS = {"merge": merge_main, "label-studio": setup_main}

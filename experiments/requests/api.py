@@ -1,6 +1,7 @@
 """The few calls of Label Studio's REST API the loop needs (token auth, standard library only), and
 ``python -m experiments.requests label-studio``: a project with segal's interface, a Local Files storage for the
 images and a round's tasks imported."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
 
 class LabelStudio:
     """The few calls of Label Studio's REST API the loop needs, with the standard library only."""
@@ -36,8 +38,11 @@ class LabelStudio:
 
     def add_local_storage(self, project: int, folder: Path) -> dict[str, Any]:
         """A Local Files source storage for ``folder`` (not synced: the tasks are imported with their URLs)."""
-        return self.call("POST", "/api/storages/localfiles", {
-            "project": project, "path": str(folder), "title": "segal images", "use_blob_urls": False})
+        return self.call(
+            "POST",
+            "/api/storages/localfiles",
+            {"project": project, "path": str(folder), "title": "segal images", "use_blob_urls": False},
+        )
 
     def import_tasks(self, project: int, tasks: list[dict[str, Any]]) -> dict[str, Any]:
         return self.call("POST", f"/api/projects/{project}/import", tasks)
@@ -70,13 +75,18 @@ def setup_main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(prog="python -m experiments.requests label-studio",
-                                     description="create a Label Studio project with segal's labelling interface, a Local Files storage for the images, "
-                                                 "and import the tasks of one segal-request round")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.requests label-studio",
+        description="create a Label Studio project with segal's labelling interface, a Local Files storage for the images, "
+        "and import the tasks of one segal-request round",
+    )
     parser.add_argument("requests_dir", type=Path, help="the --out folder of segal-request")
     parser.add_argument("--url", default="http://localhost:8080", help="Label Studio's address")
-    parser.add_argument("--token", default=os.environ.get("LABEL_STUDIO_API_KEY"),
-                        help="an access token (Account & Settings; default $LABEL_STUDIO_API_KEY)")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LABEL_STUDIO_API_KEY"),
+        help="an access token (Account & Settings; default $LABEL_STUDIO_API_KEY)",
+    )
     parser.add_argument("--title", default="segal requests")
     args = parser.parse_args(argv)
     if not args.token:

@@ -10,6 +10,7 @@ The decoder is segal's own (about 30 lines), tested against masks Label Studio 1
 label-studio-sdk's encoder wrote (tests/data/label_studio/): the one maintained implementation, in
 label-studio-sdk, brings Label Studio's API client and its dependencies for a function this small.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -61,7 +62,9 @@ def encode_rle(values: np.ndarray, sizes: Sequence[int] = (3, 6, 10, 16)) -> lis
         while start < end:
             run = min(end - start, 1 << sizes[-1])
             index = next(k for k, s in enumerate(sizes) if run - 1 < (1 << s))
-            bits.append("1" + format(index, "02b") + format(run - 1, f"0{sizes[index]}b") + format(int(values[start]), "08b"))
+            bits.append(
+                "1" + format(index, "02b") + format(run - 1, f"0{sizes[index]}b") + format(int(values[start]), "08b")
+            )
             start += run
     stream = "".join(bits)
     stream += "0" * (-len(stream) % 8)

@@ -2,6 +2,7 @@
 each a ``result`` list and ``was_cancelled``; brush results in RLE, brush.py) and the brush-to-PNG export (one grey
 mask per brush result, named ``task-<task id>-annotation-<annotation id>-by-<user>-<control>-<label>-<n>.png``; it
 does not say which image a task is, so it is read together with the JSON export)."""
+
 from __future__ import annotations
 
 import json
@@ -65,21 +66,26 @@ def annotations_from_json(tasks: Iterable[dict[str, Any]], image_size: Sequence[
                 continue  # the request rectangles, if the annotator kept them
             size = (result.get("original_height", height), result.get("original_width", width))
             if tuple(size) != (height, width):
-                raise ValueError(f"task {task.get('id')}: a brush mask of {size[1]}x{size[0]} (WxH) on a "
-                                 f"{width}x{height} image")
+                raise ValueError(
+                    f"task {task.get('id')}: a brush mask of {size[1]}x{size[0]} (WxH) on a {width}x{height} image"
+                )
             value = result["value"]
             if value.get("format", "rle") != "rle":
                 raise ValueError(f"task {task.get('id')}: brush format {value.get('format')!r}, only 'rle' is read")
             for name in value.get("brushlabels", []):
                 masks.append((name, rle_to_mask(value["rle"], height, width)))
-        found[task_file(task)] = Annotation(int(task.get("id", -1)), int(annotation.get("id", -1)), task_file(task), masks)
+        found[task_file(task)] = Annotation(
+            int(task.get("id", -1)), int(annotation.get("id", -1)), task_file(task), masks
+        )
     return found
 
 
 PNG_NAME = re.compile(rf"^task-(\d+)-annotation-(\d+)-by-(.+?)-{BRUSH_CONTROL}-(.+)-(\d+)\.png$")
 
 
-def annotations_from_png_export(source: Path, tasks: Iterable[dict[str, Any]], image_size: Sequence[int]) -> dict[str, Annotation]:
+def annotations_from_png_export(
+    source: Path, tasks: Iterable[dict[str, Any]], image_size: Sequence[int]
+) -> dict[str, Annotation]:
     """file name -> its latest annotation's masks, from a brush-to-PNG export (a .zip or its unpacked folder);
     ``tasks`` (a JSON export, or the API's task list) say which image each task id is."""
     from io import BytesIO
@@ -104,8 +110,10 @@ def annotations_from_png_export(source: Path, tasks: Iterable[dict[str, Any]], i
         newest[task_id] = max(newest.get(task_id, annotation_id), annotation_id)
         parsed.append((task_id, annotation_id, label, name))
     if not parsed:
-        raise ValueError(f"{source} holds no brush masks named task-<id>-annotation-<id>-by-<user>-{BRUSH_CONTROL}-"
-                         "<label>-<n>.png: is it Label Studio's 'Brush labels to PNG' export of segal's tasks?")
+        raise ValueError(
+            f"{source} holds no brush masks named task-<id>-annotation-<id>-by-<user>-{BRUSH_CONTROL}-"
+            "<label>-<n>.png: is it Label Studio's 'Brush labels to PNG' export of segal's tasks?"
+        )
     found: dict[str, Annotation] = {}
     for task_id, annotation_id, label, name in parsed:
         if annotation_id != newest[task_id]:
@@ -115,7 +123,11 @@ def annotations_from_png_export(source: Path, tasks: Iterable[dict[str, Any]], i
         with Image.open(BytesIO(entries[name]())) as picture:
             grey = np.asarray(picture.convert("L"))
         if grey.shape != tuple(image_size):
-            raise ValueError(f"{name} is {grey.shape[1]}x{grey.shape[0]} (WxH), the image {image_size[1]}x{image_size[0]}")
+            raise ValueError(
+                f"{name} is {grey.shape[1]}x{grey.shape[0]} (WxH), the image {image_size[1]}x{image_size[0]}"
+            )
         file = files_by_task[task_id]
-        found.setdefault(file, Annotation(task_id, annotation_id, file, [])).masks.append((label, grey >= MASK_THRESHOLD))
+        found.setdefault(file, Annotation(task_id, annotation_id, file, [])).masks.append(
+            (label, grey >= MASK_THRESHOLD)
+        )
     return found

@@ -1,6 +1,7 @@
 """Every input of segal-request, read and checked before any training: a mistake costs seconds, not the hour
 a network takes to train (region size, budget, classes, image sizes, label values, the saved agent, the
 network file, the Label Studio document root)."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,17 @@ from agents import BatchDQN
 from agents.baselines import BASELINES
 from agents.loading import ALGORITHMS, PRIVILEGED_POLICIES, detect_algorithm, saved_model_path
 from segal_env.data.base import SegDataset
-from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT, image_label_pairs
+from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT
+from segal_env.data.folder import image_label_pairs
 from segal_env.data.io import (
-    IGNORE_INDEX, LabelMapping, list_images, load_pairs, read_rgb, require_dir, resize_image, scaled_size,
+    IGNORE_INDEX,
+    LabelMapping,
+    list_images,
+    load_pairs,
+    read_rgb,
+    require_dir,
+    resize_image,
+    scaled_size,
 )
 from segal_env.layout import FeatureLayout
 from segal_env.regions import RegionGrid
@@ -36,8 +45,9 @@ def check_classes(class_names: Sequence[str], ignore_index: int) -> None:
 
 def check_budget(budget: int, num_pools: int, pool_size: int) -> None:
     if budget < 1 or num_pools < 1 or budget % num_pools:
-        raise ValueError(f"budget {budget} must be a positive multiple of --num-pools {num_pools} "
-                         "(one region per pool and step)")
+        raise ValueError(
+            f"budget {budget} must be a positive multiple of --num-pools {num_pools} (one region per pool and step)"
+        )
     if pool_size < 1:
         raise ValueError(f"--pool-size must be at least 1, got {pool_size}")
 
@@ -101,8 +111,10 @@ def read_saved_agent(policy: str) -> SavedAgent | None:
     if policy in BASELINES:
         return None
     if policy in PRIVILEGED_POLICIES:
-        raise ValueError(f"--policy {policy!r} reads the true labels (a benchmark's upper bound): unlabelled images have "
-                         f"none; use a baseline ({', '.join(BASELINES)}) or a trained agent")
+        raise ValueError(
+            f"--policy {policy!r} reads the true labels (a benchmark's upper bound): unlabelled images have "
+            f"none; use a baseline ({', '.join(BASELINES)}) or a trained agent"
+        )
     path = saved_model_path(policy)
     if path is None:
         raise ValueError(f"--policy {policy!r} is neither a baseline ({', '.join(BASELINES)}) nor a saved agent (.zip)")
@@ -180,9 +192,22 @@ class CheckedInputs:
 
 
 def check_inputs(
-    images: Path, labeled: Path, class_names: Sequence[str], policy: str, budget: int, region_size: Sequence[int],
-    model_file: Path | None, num_pools: int, pool_size: int, scale: float, extra_features: Sequence[str],
-    mc_samples: int, ignore_index: int, document_root: Path | None, url_prefix: str | None, train_steps: int,
+    images: Path,
+    labeled: Path,
+    class_names: Sequence[str],
+    policy: str,
+    budget: int,
+    region_size: Sequence[int],
+    model_file: Path | None,
+    num_pools: int,
+    pool_size: int,
+    scale: float,
+    extra_features: Sequence[str],
+    mc_samples: int,
+    ignore_index: int,
+    document_root: Path | None,
+    url_prefix: str | None,
+    train_steps: int,
 ) -> CheckedInputs:
     """Read and check everything, cheapest first; raise a ValueError/FileNotFoundError that names the fix."""
     check_classes(class_names, ignore_index)
@@ -196,15 +221,19 @@ def check_inputs(
     check_agent_fits(agent, layout, num_pools, pool_size)
     network_file = read_network_file(model_file, class_names) if model_file is not None else None
     pool, paths, original = load_unlabeled(images, scale)
-    grid = RegionGrid((int(pool.shape[-2]), int(pool.shape[-1])), (int(region_size[0]), int(region_size[1])))  # a size that does not tile fails here, with divisors
+    grid = RegionGrid(
+        (int(pool.shape[-2]), int(pool.shape[-1])), (int(region_size[0]), int(region_size[1]))
+    )  # a size that does not tile fails here, with divisors
     if document_root is not None:
         image_urls = {path.name: local_files_url(path, document_root) for path in paths}
     else:
         image_urls = {path.name: f"{url_prefix}{path.name}" for path in paths}
     known = load_labeled(labeled, class_names, ignore_index, scale)
     if known.image_size != tuple(pool.shape[-2:]):
-        raise ValueError(f"the labelled images are {known.image_size[1]}x{known.image_size[0]} (WxH) at this scale, "
-                         f"the unlabelled ones {pool.shape[-1]}x{pool.shape[-2]}: both sets need one size")
+        raise ValueError(
+            f"the labelled images are {known.image_size[1]}x{known.image_size[0]} (WxH) at this scale, "
+            f"the unlabelled ones {pool.shape[-1]}x{pool.shape[-2]}: both sets need one size"
+        )
     exclude = labelled_regions(known, paths, grid)
     available = int((~exclude).sum())
     if budget > available:
@@ -213,5 +242,6 @@ def check_inputs(
             f"{grid.per_image} regions of {region_size[0]}x{region_size[1]}, minus those already labelled); lower it"
         )
     state_images = state_images_for(agent, known, grid.per_image)
-    return CheckedInputs(pool, paths, original, known, grid, layout, exclude, agent, state_images, network_file,
-                         image_urls)
+    return CheckedInputs(
+        pool, paths, original, known, grid, layout, exclude, agent, state_images, network_file, image_urls
+    )

@@ -10,6 +10,7 @@ Studio serves. Formats as Label Studio 1.23 documents and produces them (labelst
 What comes back: brush.py (the brush run-length format), exports.py (the JSON and brush-to-PNG exports);
 api.py: the REST calls that create the project, its storage and the tasks.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,6 +24,8 @@ IMAGE_OBJECT = "image"
 REQUEST_LABEL = "label this region"
 LOCAL_FILES_PREFIX = "/data/local-files/?d="
 MASK_THRESHOLD = 128  # alpha (JSON) or grey value (PNG export) from which a brush pixel counts as painted
+
+
 # ---- what segal-request writes --------------------------------------------------------------------
 def local_files_url(image: Path, document_root: Path) -> str:
     """The URL Label Studio serves ``image`` at, for local files below ``document_root``."""
@@ -49,30 +52,41 @@ def label_studio_tasks(requests: dict[str, Any], image_urls: dict[str, str]) -> 
     height, width = requests["settings"]["image_size"]
     tasks = []
     for image in requests["images"]:
-        result = [{
-            "id": f"r{region['order']}",
-            "from_name": REQUEST_CONTROL,
-            "to_name": IMAGE_OBJECT,
-            "type": "rectanglelabels",
-            "original_width": width,
-            "original_height": height,
-            "image_rotation": 0,
-            "value": {
-                "x": 100.0 * region["box"]["x"] / width, "y": 100.0 * region["box"]["y"] / height,
-                "width": 100.0 * region["box"]["width"] / width, "height": 100.0 * region["box"]["height"] / height,
-                "rotation": 0, "rectanglelabels": [REQUEST_LABEL],
-            },
-            **({"score": region["score"]} if region["score"] is not None else {}),
-        } for region in image["regions"]]
+        result = [
+            {
+                "id": f"r{region['order']}",
+                "from_name": REQUEST_CONTROL,
+                "to_name": IMAGE_OBJECT,
+                "type": "rectanglelabels",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "value": {
+                    "x": 100.0 * region["box"]["x"] / width,
+                    "y": 100.0 * region["box"]["y"] / height,
+                    "width": 100.0 * region["box"]["width"] / width,
+                    "height": 100.0 * region["box"]["height"] / height,
+                    "rotation": 0,
+                    "rectanglelabels": [REQUEST_LABEL],
+                },
+                **({"score": region["score"]} if region["score"] is not None else {}),
+            }
+            for region in image["regions"]
+        ]
         scores = [r["score"] for r in image["regions"] if r["score"] is not None]
         prediction = {"model_version": f"segal {requests['settings']['policy']}", "result": result}
         if scores:
             prediction["score"] = max(scores)
-        tasks.append({
-            "data": {"image": image_urls[image["file"]], "segal_file": image["file"],
-                     "segal_order": [r["order"] for r in image["regions"]]},
-            "predictions": [prediction],
-        })
+        tasks.append(
+            {
+                "data": {
+                    "image": image_urls[image["file"]],
+                    "segal_file": image["file"],
+                    "segal_order": [r["order"] for r in image["regions"]],
+                },
+                "predictions": [prediction],
+            }
+        )
     return tasks
 
 

@@ -7,6 +7,7 @@ listed and left for later. Every new file is written to a staging folder first a
 all of them are ready; a failure while moving puts back what was there, so the labelled folder is never
 left half-updated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,10 @@ def annotated_labels(annotations: dict[str, Annotation], class_names: list[str])
         label: np.ndarray | None = None
         for name, mask in annotation.masks:
             if name not in ids:
-                raise ValueError(f"{file} (task {annotation.task_id}): brush label {name!r} is not one of the classes "
-                                 f"of requests.json {class_names}")
+                raise ValueError(
+                    f"{file} (task {annotation.task_id}): brush label {name!r} is not one of the classes "
+                    f"of requests.json {class_names}"
+                )
             if label is None:
                 label = np.full(mask.shape, IGNORE_INDEX, dtype=np.uint8)
             label[mask] = ids[name]
@@ -64,15 +67,21 @@ def read_annotations(source: Path, tasks: Path | None, requests: dict[str, Any])
     if source.is_file() and source.suffix.lower() == ".json":
         found = annotations_from_json(read_json_export(source), size)
         return annotated_labels(found, settings["class_names"])
-    is_png_export = source.suffix.lower() == ".zip" or (source.is_dir() and any(source.rglob("task-*-annotation-*.png")))
+    is_png_export = source.suffix.lower() == ".zip" or (
+        source.is_dir() and any(source.rglob("task-*-annotation-*.png"))
+    )
     if is_png_export:
         if tasks is None:
-            raise ValueError(f"{source} is a brush-to-PNG export: give the JSON export of the same project with --tasks "
-                             "(it says which image each task id is)")
+            raise ValueError(
+                f"{source} is a brush-to-PNG export: give the JSON export of the same project with --tasks "
+                "(it says which image each task id is)"
+            )
         found = annotations_from_png_export(source, read_json_export(tasks), size)
         return annotated_labels(found, settings["class_names"])
     if not source.is_dir():
-        raise FileNotFoundError(f"--annotations {source}: not a Label Studio export (.json, .zip) nor a folder of label PNGs")
+        raise FileNotFoundError(
+            f"--annotations {source}: not a Label Studio export (.json, .zip) nor a folder of label PNGs"
+        )
     mapping = LabelMapping.class_ids(len(settings["class_names"]), void_value=settings["ignore_index"])
     labels: dict[str, np.ndarray | None] = {}
     for image in requests["images"]:
@@ -129,7 +138,9 @@ def move(source: Path, target: Path) -> None:
     os.replace(source, target)
 
 
-def merge_annotations(requests_file: Path, annotations: Path, labeled: Path, tasks: Path | None = None) -> dict[str, Any]:
+def merge_annotations(
+    requests_file: Path, annotations: Path, labeled: Path, tasks: Path | None = None
+) -> dict[str, Any]:
     """Merge the annotated requested regions into ``labeled`` (labels/<stem>.png, and the image into images/).
 
     Returns ``{"merged": {file: {"labelled_pixels", "requested_pixels"}}, "not_annotated": [files]}``."""
@@ -154,8 +165,10 @@ def merge_annotations(requests_file: Path, annotations: Path, labeled: Path, tas
             if annotated is None:
                 annotated = np.full((height, width), IGNORE_INDEX, dtype=np.uint8)
             if list(annotated.shape) != [height, width]:
-                raise ValueError(f"the annotation of {image['file']} is {annotated.shape[1]}x{annotated.shape[0]} "
-                                 f"(WxH); the image is {width}x{height}")
+                raise ValueError(
+                    f"the annotation of {image['file']} is {annotated.shape[1]}x{annotated.shape[0]} "
+                    f"(WxH); the image is {width}x{height}"
+                )
             source = resolve_path(image["path"], requests_file)
             if not source.is_file():
                 raise FileNotFoundError(f"the image {image['path']} of requests.json is gone; nothing was merged")
@@ -164,8 +177,11 @@ def merge_annotations(requests_file: Path, annotations: Path, labeled: Path, tas
                 box = region["box"]
                 inside[box["y"] : box["y"] + box["height"], box["x"] : box["x"] + box["width"]] = True
             target = labeled / "labels" / f"{Path(image['file']).stem}.png"
-            label = (mapping.apply(read_label(target), target).numpy() if target.is_file()
-                     else np.full(annotated.shape, IGNORE_INDEX, dtype=np.uint8))
+            label = (
+                mapping.apply(read_label(target), target).numpy()
+                if target.is_file()
+                else np.full(annotated.shape, IGNORE_INDEX, dtype=np.uint8)
+            )
             new = inside & (annotated != IGNORE_INDEX)
             label[new] = annotated[new]
             label[label == IGNORE_INDEX] = ignore  # back to the user's ignore value on disk
@@ -184,9 +200,13 @@ def merge_main(argv: list[str] | None = None) -> int:
     """``segal-merge-labels``: the annotated requested regions into the labelled folder."""
     parser = argparse.ArgumentParser(prog="segal-merge-labels", description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument("--requests", type=Path, required=True, help="requests.json of segal-request")
-    parser.add_argument("--annotations", type=Path, required=True,
-                        help="Label Studio's JSON export (.json), its 'Brush labels to PNG' export (.zip or its folder, "
-                             "with --tasks), or a folder of label PNGs (class ids) named like the images")
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        required=True,
+        help="Label Studio's JSON export (.json), its 'Brush labels to PNG' export (.zip or its folder, "
+        "with --tasks), or a folder of label PNGs (class ids) named like the images",
+    )
     parser.add_argument("--tasks", type=Path, help="with a brush-to-PNG export: the JSON export of the same project")
     parser.add_argument("--labeled", type=Path, required=True, help="the labelled folder to merge into")
     args = parser.parse_args(argv)
@@ -203,4 +223,3 @@ def merge_main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"not annotated yet ({len(missing)}, merge again after annotating them): {', '.join(missing)}")
     return 0
-

@@ -1,5 +1,6 @@
 """The network the policy looks through: loaded from a file, or trained on the labelled folder with progress
 and an estimate of the time left, then saved for the next round."""
+
 from __future__ import annotations
 
 import os
@@ -39,15 +40,25 @@ def progress_printer(steps: int, write: Callable[[str], Any] = lambda line: prin
     def report(step: int, loss: float, miou: float) -> None:
         elapsed = time.monotonic() - start
         left = elapsed / step * (steps - step)
-        write(f"[segal-request] training: step {step}/{steps} ({100 * step // steps}%), loss {loss:.3f}, "
-              f"labelled-set mIoU {miou:.3f}, {duration(elapsed)} elapsed, about {duration(left)} left")
+        write(
+            f"[segal-request] training: step {step}/{steps} ({100 * step // steps}%), loss {loss:.3f}, "
+            f"labelled-set mIoU {miou:.3f}, {duration(elapsed)} elapsed, about {duration(left)} left"
+        )
 
     return report
 
 
 def build_network(
-    labeled: SegDataset, model: ModelSpec | None, saved: Any, model_file: Path | None, train_steps: int, lr: float,
-    seed: int, device: str, out: Path, progress: Callable[[int, float, float], None] | None = None,
+    labeled: SegDataset,
+    model: ModelSpec | None,
+    saved: Any,
+    model_file: Path | None,
+    train_steps: int,
+    lr: float,
+    seed: int,
+    device: str,
+    out: Path,
+    progress: Callable[[int, float, float], None] | None = None,
 ) -> tuple[SegTrainer, dict[str, Any]]:
     """The network from ``saved`` (what ``model_file`` holds, already read and checked) or trained on the labelled
     set and saved as ``out/network.pt``. ``model`` None: the file's architecture, else ``DEFAULT_ARCH``."""
@@ -67,14 +78,41 @@ def build_network(
             ) from None
         report: dict[str, Any] = {"network": os.path.abspath(str(model_file)), "arch": model_name(model)}
     else:
-        print(f"[segal-request] training {model_name(model)} on {len(labeled)} labelled images for {train_steps} steps "
-              "(--train-steps) before the policy chooses", file=sys.stderr, flush=True)
-        result = pretrain(net, labeled, labeled, seed, device, train_steps, lr,
-                          progress=progress or progress_printer(train_steps), curve_points=min(10, train_steps))
-        path = atomic_save({"model": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "arch": model_name(model),
-                            "class_names": list(labeled.class_names)}, Path(os.path.abspath(out)) / "network.pt")
-        print(f"[segal-request] network saved to {path}; next round, reuse it with --model {path} "
-              "(no training), or retrain on the grown labelled folder with --train-model", file=sys.stderr, flush=True)
-        report = {"network": str(path), "arch": model_name(model), "trained_steps": train_steps,
-                  "labeled_miou": result["val_miou"]}
+        print(
+            f"[segal-request] training {model_name(model)} on {len(labeled)} labelled images for {train_steps} steps "
+            "(--train-steps) before the policy chooses",
+            file=sys.stderr,
+            flush=True,
+        )
+        result = pretrain(
+            net,
+            labeled,
+            labeled,
+            seed,
+            device,
+            train_steps,
+            lr,
+            progress=progress or progress_printer(train_steps),
+            curve_points=min(10, train_steps),
+        )
+        path = atomic_save(
+            {
+                "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                "arch": model_name(model),
+                "class_names": list(labeled.class_names),
+            },
+            Path(os.path.abspath(out)) / "network.pt",
+        )
+        print(
+            f"[segal-request] network saved to {path}; next round, reuse it with --model {path} "
+            "(no training), or retrain on the grown labelled folder with --train-model",
+            file=sys.stderr,
+            flush=True,
+        )
+        report = {
+            "network": str(path),
+            "arch": model_name(model),
+            "trained_steps": train_steps,
+            "labeled_miou": result["val_miou"],
+        }
     return SegTrainer(net, num_classes, labeled.ignore_index, device, batch_size=8), report

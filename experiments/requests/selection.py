@@ -1,5 +1,6 @@
 """The request episode: the policy plays RequestEnv to the budget through the one episode loop
 (experiments.episodes.play_episode); each chosen region is recorded with the policy's score and features."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -47,11 +48,16 @@ def choose_regions(env: RequestEnv, agent: Any, seed: int, class_names: Sequence
         scores = candidate_scores(agent, obs)
         step = picks[-1]["step"] + 1 if picks else 0
         for pool, (slot, region) in enumerate(zip(action.reshape(-1).tolist(), info["chosen"])):
-            picks.append({
-                "order": len(picks) + 1, "step": step, "pool": pool, "region_id": int(region),
-                "score": None if scores is None else float(scores[pool, slot]),
-                "features": describe_features(obs["candidates"][pool, slot], env, class_names),
-            })
+            picks.append(
+                {
+                    "order": len(picks) + 1,
+                    "step": step,
+                    "pool": pool,
+                    "region_id": int(region),
+                    "score": None if scores is None else float(scores[pool, slot]),
+                    "features": describe_features(obs["candidates"][pool, slot], env, class_names),
+                }
+            )
 
     play_episode(agent, env, seed, on_step=record)
     return picks
