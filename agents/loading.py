@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +23,11 @@ from agents.oracle import LookaheadOracle
 
 # policies that read the true labels (upper bounds for benchmarks): make_agent builds them only on an env
 # with labels, and segal-request never offers them
-PRIVILEGED_POLICIES: dict[str, type[LookaheadOracle]] = {"oracle": LookaheadOracle}
+# "oracle_x3" averages each look-ahead over 3 fine-tuning seeds (docs/oracle.md)
+PRIVILEGED_POLICIES: dict[str, Callable[..., LookaheadOracle]] = {
+    "oracle": LookaheadOracle,
+    "oracle_x3": functools.partial(LookaheadOracle, repeats=3),
+}
 
 if TYPE_CHECKING:
     from segal_env.layout import FeatureLayout

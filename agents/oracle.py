@@ -30,12 +30,15 @@ class LookaheadOracle:
     :param rules: baseline names whose picks are candidates (those the env's features cannot score are skipped)
     :param random_sets: random valid K-sets added to the candidates at every step
     :param seed: seed of the random sets
+    :param repeats: fine-tuning seeds each candidate is looked ahead with (the mean decides; cost x repeats)
     """
 
     reads_labels = True
     name = "oracle"
 
-    def __init__(self, env: gym.Env, rules: Sequence[str] = DEFAULT_RULES, random_sets: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self, env: gym.Env, rules: Sequence[str] = DEFAULT_RULES, random_sets: int = 4, seed: int = 0, repeats: int = 1
+    ) -> None:
         unwrapped: Any = getattr(env, "unwrapped", env)
         if not callable(getattr(unwrapped, "lookahead", None)):
             raise ValueError(
@@ -52,6 +55,7 @@ class LookaheadOracle:
             except KeyError:  # a score the env was built without (extra_features): not a candidate
                 continue
         self.random_sets = random_sets
+        self.repeats = repeats
         self.rng = np.random.default_rng(seed)
         self.last_values: list[float] = []
         self.last_sources: list[str] = []
@@ -81,9 +85,9 @@ class LookaheadOracle:
                 "the oracle acts in one env at a time (it steps that env's look-ahead), not on a VecEnv batch"
             )
         actions, sources = self.candidates(observation)
-        values = self.env.lookahead(actions)
+        values = self.env.lookahead(actions, self.repeats)
         self.last_values, self.last_sources = values, sources
         return actions[int(np.argmax(values))], state
 
     def __repr__(self) -> str:
-        return f"LookaheadOracle(rules={[r.name for r in self.rules]}, random_sets={self.random_sets})"
+        return f"LookaheadOracle(rules={[r.name for r in self.rules]}, random_sets={self.random_sets}, repeats={self.repeats})"

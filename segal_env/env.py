@@ -283,21 +283,27 @@ class SegALEnv(gym.Env):
             extra["timing"] = self.last_timing
         return obs, float(reward), bool(terminated), False, self._info(extra)
 
-    def lookahead(self, actions: Sequence[np.ndarray]) -> list[float]:
+    def lookahead(self, actions: Sequence[np.ndarray], repeats: int = 1) -> list[float]:
         """PRIVILEGED, reads the true labels: the D_R mIoU each action would reach if it were the next step.
 
         Every action is fine-tuned from the current network with the next step's own seed and replay draws
         (common random numbers), then undone: the env's state and generator are unchanged, and stepping the
-        best action afterwards reproduces its look-ahead value exactly (on CPU). Used by the oracle policy
-        (agents.oracle), which bounds what any selector could gain; never by a policy that could meet
-        unlabelled data.
+        best action afterwards reproduces its look-ahead value exactly (on CPU). With ``repeats`` > 1 each
+        value is the mean over that many fine-tuning seeds (the step's own first, the same for every action),
+        which averages out the luck of one fine-tuning. Used by the oracle policy (agents.oracle), which
+        bounds what any selector could gain; never by a policy that could meet unlabelled data.
         """
         if not self._ready:
             raise RuntimeError("call reset() before lookahead()")
         state = copy.deepcopy(self.np_random.bit_generator.state)
         draws = self._draw_step()
         self.np_random.bit_generator.state = state
-        return [self._try(chosen_regions(self.pools, action).to(self.device), draws) for action in actions]
+        seeds = [draws.seed] + [int(s) for s in np.random.default_rng(draws.seed).integers(2**31 - 1, size=repeats - 1)]
+        values = []
+        for action in actions:
+            chosen = chosen_regions(self.pools, action).to(self.device)
+            values.append(float(np.mean([self._try(chosen, draws._replace(seed=seed)) for seed in seeds])))
+        return values
 
     def action_masks(self) -> np.ndarray:
         """Flat bool [K * N] of valid candidates (sb3-contrib MaskablePPO convention)."""

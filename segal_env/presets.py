@@ -12,8 +12,14 @@ from __future__ import annotations
 # step replays earlier regions and start-set images next to the new ones (the start set is labeled
 # data the user has), and the lr is 1e-4, not the paper's 1e-3: our networks are trained from scratch
 # with Adam, and SGD at 1e-3 (momentum 0.95) dragged D_R from 41.8 to 29-37 within 8 steps
-# how test mode scores a labeled set (finetuning.FinalTraining; measured in docs/noise_floor.md)
-FINAL_TRAINING = {"final_start": "current", "final_average": 0.0, "final_repeats": 1, "final_seed": "episode"}
+# how test mode scores a labeled set (finetuning.FinalTraining; docs/noise_floor.md). The paper's way:
+# continue from the episode's network with the episode's seed (the real-data presets keep it: their
+# benchmarks, docs/benchmark_camvid.md, were measured so and the quiet scoring is not yet measured there)
+PAPER_FINAL_TRAINING = {"final_start": "current", "final_average": 0.0, "final_repeats": 1, "final_seed": "episode"}
+# synthetic (measured, docs/noise_floor.md): from the start network with fixed seeds, the score is a function
+# of the labeled set: evaluation noise sd 0.26 -> 0.09 points, sd of the paired margin - entropy difference
+# 1.08 -> 0.52, at no extra cost; weight averaging and 3 repeats added nothing measurable
+QUIET_FINAL_TRAINING = {"final_start": "start", "final_average": 0.0, "final_repeats": 1, "final_seed": "fixed"}
 
 PAPER_FINETUNING = {
     "finetune": "replay",
@@ -26,7 +32,7 @@ PAPER_FINETUNING = {
     "start_set": {"train": "d_s", "test": "d_t"},
     "pretrain_steps": 600,
     "final_steps": 300,
-    **FINAL_TRAINING,
+    **PAPER_FINAL_TRAINING,
 }
 
 PRESETS: dict[str, dict] = {
@@ -56,7 +62,7 @@ PRESETS: dict[str, dict] = {
         "loss_weighting": "pixel",
         "lr_decay": True,
         "final_steps": 300,
-        **FINAL_TRAINING,
+        **QUIET_FINAL_TRAINING,
     },
     # paper: 480x360 images, 80(w) x 90(h) regions, K=24, N=20 train / 10 test, budgets 480 / up to 1920
     "camvid": {

@@ -119,6 +119,8 @@ def test_make_agent_by_name_and_unknown_name():
     assert feature_layout(env) is env.feature_layout
     assert isinstance(make_agent("class_balance", env), ClassBalanceBaseline)
     with pytest.raises(ValueError, match="random, entropy, bald, margin, confidence, class_balance"):
+        make_agent("wisdom", env)
+    with pytest.raises(ValueError, match="reads the true labels"):  # an env without labels has no look-ahead
         make_agent("oracle", env)
     with pytest.raises(KeyError, match="extra_features"):
         make_agent("bald", env)

@@ -53,7 +53,9 @@ def test_lookahead_leaves_the_episode_unchanged(tiny):
     rewards, done = [], False
     while not done:
         actions, _ = oracle.candidates(obs)
-        env.unwrapped.lookahead(actions)  # thrown away
+        single = env.unwrapped.lookahead(actions)  # thrown away
+        averaged = env.unwrapped.lookahead(actions, repeats=2)
+        assert len(single) == len(averaged) == len(actions) and single != averaged
         obs, reward, done, _, _ = env.step(entropy.predict(obs)[0])
         rewards.append(reward)
     assert rewards == plain.rewards
