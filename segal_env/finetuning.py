@@ -9,7 +9,7 @@ contain); the schedules below choose which samples each step trains on (docs/al_
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,13 +18,6 @@ import torch
 from .regions import LabeledRegions, RegionGrid
 from .runtime import seeded_torch
 from .trainer import OptimConfig, SegTrainer, anywhere_boxes, warmup_cosine, whole_image_boxes
-
-FINETUNE_SCHEDULES = {
-    "step": "one epoch over the regions labeled at this step (the paper)",
-    "replay": "this step's regions plus as many samples drawn at random from the earlier labeled regions and the "
-    "start set's images (constant cost; keeps what the start network learned)",
-    "all": "one epoch over every labeled region (cost grows with the budget)",
-}
 
 # images uint8 [n, 3, H, W], targets long [n, H, W], sample -> image index [m], sample -> box [m, 4]
 Samples = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -85,28 +78,60 @@ class LabeledData:
         return self.with_start_images(self.regions(self.labeled.labeled_ids()), all_start)
 
     def replay_pick(self, schedule: str, rng: np.random.Generator, n_earlier: int, n_new: int) -> np.ndarray | None:
-        """Which earlier regions (ids < n_earlier) and start images (the rest) "replay" retrains on; drawn from ``rng``."""
-        if schedule != "replay":
-            return None
-        n_start = self.start_images.shape[0]
-        return rng.choice(n_earlier + n_start, min(n_earlier + n_start, n_new), replace=False)
+        """The schedule's own random draw for a step (FINETUNE_SCHEDULES), from ``rng``; None if it draws nothing."""
+        draw = FINETUNE_SCHEDULES[schedule].draw
+        return None if draw is None else draw(self, rng, n_earlier, n_new)
 
     def step_samples(
         self, schedule: str, chosen: torch.Tensor, earlier: torch.Tensor, pick: np.ndarray | None
     ) -> Samples:
         """The samples of one step's fine-tuning (FINETUNE_SCHEDULES); ``chosen`` must already be marked labeled."""
-        if schedule == "step":
-            return self.regions(chosen)
-        if schedule == "all":
-            return self.everything()
-        n_earlier = earlier.numel()
-        from_regions = torch.as_tensor(pick[pick < n_earlier], dtype=torch.long, device=earlier.device)
-        samples = self.regions(torch.cat([chosen, earlier[from_regions]]))
-        start_device = self.start_images.device
-        from_start = torch.as_tensor(
-            np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=start_device
-        )
-        return self.with_start_images(samples, from_start)
+        return FINETUNE_SCHEDULES[schedule].samples(self, chosen, earlier, pick)
+
+
+# ---- fine-tuning schedules: what each step trains on, and the random draw that decides it ----------------
+def _replay_draw(data: LabeledData, rng: np.random.Generator, n_earlier: int, n_new: int) -> np.ndarray:
+    """Which earlier regions (ids < n_earlier) and start images (the rest) to retrain on: as many as are new."""
+    n_start = data.start_images.shape[0]
+    return rng.choice(n_earlier + n_start, min(n_earlier + n_start, n_new), replace=False)
+
+
+def _replay_samples(data: LabeledData, chosen: torch.Tensor, earlier: torch.Tensor, pick: np.ndarray | None) -> Samples:
+    assert pick is not None, "the replay schedule needs its draw"
+    n_earlier = earlier.numel()
+    from_regions = torch.as_tensor(pick[pick < n_earlier], dtype=torch.long, device=earlier.device)
+    samples = data.regions(torch.cat([chosen, earlier[from_regions]]))
+    from_start = torch.as_tensor(
+        np.sort(pick[pick >= n_earlier] - n_earlier), dtype=torch.long, device=data.start_images.device
+    )
+    return data.with_start_images(samples, from_start)
+
+
+@dataclass(frozen=True)
+class FinetuneSchedule:
+    """What a step fine-tunes on (``samples``), and the random draw it needs (``draw``, None: draws nothing)."""
+
+    description: str
+    samples: Callable[[LabeledData, torch.Tensor, torch.Tensor, np.ndarray | None], Samples]
+    draw: Callable[[LabeledData, np.random.Generator, int, int], np.ndarray] | None = None
+
+
+FINETUNE_SCHEDULES: dict[str, FinetuneSchedule] = {
+    "step": FinetuneSchedule(
+        "one epoch over the regions labeled at this step (the paper)",
+        lambda data, chosen, earlier, pick: data.regions(chosen),
+    ),
+    "replay": FinetuneSchedule(
+        "this step's regions plus as many samples drawn at random from the earlier labeled regions and the start "
+        "set's images (constant cost; keeps what the start network learned)",
+        _replay_samples,
+        _replay_draw,
+    ),
+    "all": FinetuneSchedule(
+        "one epoch over every labeled region (cost grows with the budget)",
+        lambda data, chosen, earlier, pick: data.everything(),
+    ),
+}
 
 
 def finetune(

@@ -13,7 +13,7 @@ import contextlib
 import copy
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -54,7 +54,6 @@ class OptimConfig:
 class EvalResult:
     miou: float
     per_class_iou: list[float]
-    confusion: torch.Tensor = field(repr=False)
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05):
@@ -202,7 +201,7 @@ class SegTrainer:
             target = labels[start : start + self.eval_batch_size].to(self.device, non_blocking=True)
             confusion += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
         iou = iou_per_class(confusion)
-        return EvalResult(mean_iou(confusion), [float(v) for v in iou.cpu()], confusion)
+        return EvalResult(mean_iou(confusion), [float(v) for v in iou.cpu()])
 
     # ---- training ----------------------------------------------------------------------
     def _train_mode(self) -> None:
