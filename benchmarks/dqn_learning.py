@@ -36,7 +36,7 @@ from stable_baselines3.common.env_util import make_vec_env
 import segal_env  # noqa: F401  (registers the ids)
 from agents import ALGORITHMS, BatchDQN, make_agent
 from agents.loading import MaskedPredictor
-from experiments.benchmark.aggregate import mean_se, mean_std, paired_difference
+from experiments.benchmark.statistics import mean_se, mean_std, paired_difference
 from experiments.episodes import play_episode
 from experiments.training import policy_and_kwargs
 from segal_env.config import parse_env_settings, parse_key_values

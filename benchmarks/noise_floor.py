@@ -35,7 +35,7 @@ import torch
 
 import segal_env  # noqa: F401  (registers the ids)
 from agents import make_agent
-from experiments.benchmark.aggregate import mean_std, paired_difference
+from experiments.benchmark.statistics import mean_std, paired_difference
 from experiments.episodes import play_episode
 from segal_env.config import parse_env_settings
 from segal_env.env import StepDraws

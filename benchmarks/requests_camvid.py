@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 import segal_env  # noqa: F401
-from experiments.benchmark.aggregate import mean_std, paired_difference
+from experiments.benchmark.statistics import mean_std, paired_difference
 from experiments.requests import request_labels
 from segal_env.data.camvid import CAMVID_CLASSES, CAMVID_VOID
 from segal_env.storage import atomic_save, atomic_write_json, atomic_write_text

@@ -20,6 +20,7 @@ import pytest
 import segal_env
 from experiments.benchmark import aggregate as agg
 from experiments.benchmark import backends as backends_module
+from experiments.benchmark import reports, statistics
 from experiments.benchmark.cli import main
 from experiments.benchmark.plots import make_plots
 from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
@@ -368,14 +369,14 @@ def fake_results() -> list[dict]:
 
 
 def test_regions_to_reach_interpolates_and_handles_edges():
-    assert agg.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.5) == (pytest.approx(15.0), "interpolated")
-    assert agg.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.6) == (20.0, "at_budget")
-    assert agg.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.3) == (10.0, "first_budget")
-    assert agg.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.8) == (None, "not_reached")
+    assert statistics.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.5) == (pytest.approx(15.0), "interpolated")
+    assert statistics.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.6) == (20.0, "at_budget")
+    assert statistics.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.3) == (10.0, "first_budget")
+    assert statistics.regions_to_reach([10, 20, 30], [0.4, 0.6, 0.7], 0.8) == (None, "not_reached")
     # the first crossing counts, even when the curve dips below the target afterwards
-    assert agg.regions_to_reach([10, 20, 30], [0.4, 0.8, 0.5], 0.6) == (pytest.approx(15.0), "interpolated")
-    assert agg.saving_percent(30.0, 18.0) == pytest.approx(40.0)
-    assert agg.saving_percent(30.0, None) is None
+    assert statistics.regions_to_reach([10, 20, 30], [0.4, 0.8, 0.5], 0.6) == (pytest.approx(15.0), "interpolated")
+    assert statistics.saving_percent(30.0, 18.0) == pytest.approx(40.0)
+    assert statistics.saving_percent(30.0, None) is None
 
 
 def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
@@ -417,14 +418,14 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     )
     assert fixed_rows["random"]["saving_percent"] == pytest.approx(100 * (entropy_regions - 24.0) / entropy_regions)
 
-    tables = agg.csv_tables(summary)
+    tables = reports.csv_tables(summary)
     lines = tables["results.csv"].splitlines()
     assert lines[0] == "policy,budget,n_seeds,test_miou_mean,test_miou_std,reward_set_miou_mean,reward_set_miou_std"
     assert lines[1].startswith("random,10,2,0.31")
     assert "agent" in tables["headline.csv"] and "not_reached" in tables["headline.csv"]
-    markdown = agg.miou_markdown(summary)
+    markdown = reports.miou_markdown(summary)
     assert "| random | 31.00 ± 1.41 | 41.00 ± 1.41 | 51.00 ± 1.41 |" in markdown
-    report = agg.report_markdown(summary)
+    report = reports.report_markdown(summary)
     assert "not reached (> 30)" in report and "+38.9%" in report
 
     plots = make_plots(summary, tmp_path)

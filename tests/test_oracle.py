@@ -140,8 +140,8 @@ def test_bad_final_training_settings_name_the_key(tiny, key, value, match):
 
 
 def test_oracle_is_a_benchmark_policy_but_not_a_baseline():
-    from experiments.benchmark.aggregate import regions_interval, seeds_for_2se
     from experiments.benchmark.protocol import parse_policies
+    from experiments.benchmark.statistics import regions_interval, seeds_for_2se
 
     assert parse_policies(["oracle", "margin"]) == {"oracle": "oracle", "margin": "margin"}
     assert seeds_for_2se(0.5, 1.0) == 16 and seeds_for_2se(0.0, 1.0) is None

@@ -12,9 +12,10 @@
 See docs/benchmark.md.
 """
 
-from experiments.benchmark.aggregate import load_results, regions_to_reach, saving_percent, summarize
+from experiments.benchmark.aggregate import load_results, summarize
 from experiments.benchmark.backends import ProcessBackend, RayBackend, SerialBackend, make_backend
 from experiments.benchmark.runner import SCHEMA_VERSION, RunSpec, run_episode
+from experiments.benchmark.statistics import regions_to_reach, saving_percent
 
 __all__ = [
     "SCHEMA_VERSION",

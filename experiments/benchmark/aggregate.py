@@ -20,17 +20,22 @@ Conventions (also in docs/benchmark.md):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from agents.baselines import BASELINES
 from experiments.benchmark.runner import is_complete
+from experiments.benchmark.statistics import (
+    mean_std,
+    paired_difference,
+    regions_interval,
+    regions_to_reach,
+    saving_percent,
+)
 
 SUMMARY_VERSION = 1
 
@@ -47,93 +52,6 @@ def load_results(out_dir: str | os.PathLike) -> list[dict]:
         if is_complete(record):
             records.append(record)
     return records
-
-
-# ---- statistics --------------------------------------------------------------------------------------
-def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and sample std (ddof=1; 0.0 for a single value)."""
-    array = np.asarray(list(values), dtype=float)
-    if array.size == 0:
-        return math.nan, math.nan
-    std = float(array.std(ddof=1)) if array.size > 1 else 0.0
-    return float(array.mean()), std
-
-
-def mean_se(values: Iterable[float]) -> dict[str, float]:
-    """Mean and standard error of the mean (sample sd / sqrt(n); nan for a single value)."""
-    array = np.asarray(list(values), dtype=float)
-    se = float(array.std(ddof=1) / math.sqrt(array.size)) if array.size > 1 else math.nan
-    return {"mean": float(array.mean()), "se": se}
-
-
-def paired_difference(a: Iterable[float], b: Iterable[float]) -> dict[str, float]:
-    """Mean, sd and standard error of the per-seed difference a - b, both measured on the same seeds, and
-    the number of seeds that difference would need to stand 2 SE from zero.
-
-    Pairing removes what the seeds share (the episode's pools, the network's start): the SE of the
-    difference is what says whether one policy beats another, not the two sds side by side.
-    """
-    diff = np.asarray(list(a), dtype=float) - np.asarray(list(b), dtype=float)
-    result = mean_se(diff)
-    result["sd"] = float(diff.std(ddof=1)) if diff.size > 1 else math.nan
-    result["n"] = int(diff.size)
-    result["seeds_for_2se"] = seeds_for_2se(result["mean"], result["sd"])
-    return result
-
-
-def seeds_for_2se(mean: float, sd: float) -> int | None:
-    """Seeds n with 2 sd / sqrt(n) <= |mean|: how many paired runs a difference this size needs to be
-    resolved at 2 SE (None when it is zero or the sd is unknown; at least 2)."""
-    if not (math.isfinite(mean) and math.isfinite(sd)) or mean == 0:
-        return None
-    return max(2, math.ceil((2.0 * sd / abs(mean)) ** 2))
-
-
-def regions_to_reach(budgets: list[float], values: list[float], target: float) -> tuple[float | None, str]:
-    """Labeled regions at which a curve first reaches ``target``, by linear interpolation.
-
-    Returns (regions, how) with how one of "interpolated", "at_budget", "first_budget" (already
-    reached at the first budget: an upper bound) or "not_reached" (regions None).
-    """
-    points = sorted(zip(budgets, values))
-    if not points:
-        return None, "not_reached"
-    first_budget, first_value = points[0]
-    if first_value >= target:
-        return float(first_budget), "first_budget"
-    for (b0, v0), (b1, v1) in zip(points, points[1:]):
-        if v1 >= target:
-            if v1 == target:
-                return float(b1), "at_budget"
-            return float(b0 + (target - v0) / (v1 - v0) * (b1 - b0)), "interpolated"
-    return None, "not_reached"
-
-
-def regions_interval(
-    budgets: list[float], per_seed: np.ndarray, target: float, level: float = 0.9, draws: int = 2000, seed: int = 0
-) -> tuple[float | None, float | None]:
-    """A bootstrap interval (``level``, percentile) for the regions a policy needs to reach ``target``.
-
-    ``per_seed`` [n_seeds, n_budgets] holds each seed's test mIoU; seeds are resampled with replacement,
-    the mean curve recomputed and ``regions_to_reach`` applied. A resample that never reaches the target
-    counts as infinitely many regions, so an upper bound of None means "not reached" within the budgets.
-    Why: one mean curve crosses the target once, but a different set of seeds would cross it elsewhere.
-    """
-    per_seed = np.asarray(per_seed, dtype=float)
-    if per_seed.ndim != 2 or per_seed.shape[0] < 2:
-        return None, None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, per_seed.shape[0], size=(draws, per_seed.shape[0]))
-    curves = per_seed[picks].mean(axis=1)
-    needed = np.array([regions_to_reach(budgets, list(c), target)[0] or math.inf for c in curves])
-    low, high = np.quantile(needed, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")  # inf stays inf
-    return (None if math.isinf(low) else float(low)), (None if math.isinf(high) else float(high))
-
-
-def saving_percent(reference_regions: float | None, regions: float | None) -> float | None:
-    if reference_regions is None or regions is None or reference_regions <= 0:
-        return None
-    return 100.0 * (reference_regions - regions) / reference_regions
 
 
 # ---- summary -----------------------------------------------------------------------------------------
@@ -164,11 +82,7 @@ def summarize(
     """
     if not records:
         raise ValueError("no complete results to aggregate")
-    if baselines is None:
-        from agents.baselines import BASELINES
-
-        baselines = BASELINES
-    baselines = set(baselines)
+    baselines = set(BASELINES if baselines is None else baselines)
     policies = _policy_order(records, policy_order)
     budgets = sorted({int(e["budget"]) for r in records for e in r["entries"]})
     class_names = list(records[0]["class_names"])
@@ -338,225 +252,3 @@ def _rare_classes(labeled, policies, sources, budget, n_classes) -> dict:
         "classes": sorted(int(c) for c in order[:count]),
         "ranked_by": randoms[0] if randoms else "mean of all policies",
     }
-
-
-# ---- tables ------------------------------------------------------------------------------------------
-def _pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f}"
-
-
-def miou_markdown(summary: dict, key: str = "test_miou") -> str:
-    budgets = summary["budgets"]
-    lines = ["| policy | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
-    for policy in summary["policies"]:
-        curve = summary["curves"][policy]
-        cells = []
-        for budget in budgets:
-            if budget in curve["budgets"]:
-                i = curve["budgets"].index(budget)
-                cells.append(f"{_pct(curve[f'{key}_mean'][i])} ± {_pct(curve[f'{key}_std'][i])}")
-            else:
-                cells.append("-")
-        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _interval(row: dict, max_budget: float) -> str:
-    low, high = row.get("regions_interval_90", [None, None])
-    if low is None:
-        return f"not reached (> {max_budget})" if "regions_interval_90" in row else "-"
-    return f"{low:.0f} .. " + (f"{high:.0f}" if high is not None else f"> {max_budget}")
-
-
-def headline_markdown(summary: dict) -> str:
-    head = summary["headline"]
-    lines = [
-        "| policy | final test mIoU (%) | labeled regions to reach target | 90% interval (bootstrap over seeds) | "
-        "saving vs reference |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in head["rows"]:
-        if row["regions_to_target"] is None:
-            regions = f"not reached (> {head['max_budget']})"
-        else:
-            regions = f"{row['regions_to_target']:.0f}" + (" (≤, first budget)" if row["how"] == "first_budget" else "")
-        saving = "-" if row["saving_percent"] is None else f"{row['saving_percent']:+.1f}%"
-        name = row["policy"] + (" (reference)" if row["policy"] == head["reference"] else "")
-        lines.append(
-            f"| {name} | {_pct(row['final_test_miou'])} | {regions} | {_interval(row, head['max_budget'])} | {saving} |"
-        )
-    return "\n".join(lines)
-
-
-def paired_markdown(summary: dict) -> str:
-    """Per budget: policy - reference in test-mIoU points, mean (SE) over common seeds, and the seeds that
-    difference would need for 2 SE (a bold cell stands >= 2 SE from zero)."""
-    budgets = summary["budgets"]
-    lines = [
-        "| policy - " + summary["headline"]["reference"] + " | " + " | ".join(str(b) for b in budgets) + " |",
-        "|---|" + "---:|" * len(budgets),
-    ]
-    for policy, by_budget in summary.get("paired", {}).items():
-        cells = []
-        for budget in budgets:
-            d = by_budget.get(str(budget))
-            if d is None or d["n"] < 2:
-                cells.append("-")
-                continue
-            text = f"{100 * d['mean']:+.2f} ({100 * d['se']:.2f}), n2SE={d['seeds_for_2se'] or '-'}"
-            cells.append(f"**{text}**" if abs(d["mean"]) >= 2 * d["se"] else text)
-        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def per_class_markdown(summary: dict) -> str:
-    budget = str(summary["class_budget"])
-    names = summary["class_names"]
-    lines = [
-        "| class | " + " | ".join(f"{p} IoU / label share" for p in summary["policies"]) + " |",
-        "|---|" + "---:|" * len(summary["policies"]),
-    ]
-    for c, name in enumerate(names):
-        cells = []
-        for policy in summary["policies"]:
-            iou = summary["per_class_iou"][policy].get(budget)
-            share = summary["labeled_pixels"][policy].get(budget)
-            cells.append("-" if iou is None else f"{_pct(iou['mean'][c], 1)} / {_pct(share['fraction'][c], 1)}%")
-        rare = " (rare)" if c in summary["rare_classes"]["classes"] else ""
-        lines.append(f"| {name}{rare} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def csv_tables(summary: dict) -> dict[str, str]:
-    """File name -> CSV text: results.csv (long: policy, budget, mean/std), per_class_iou.csv,
-    labeled_pixels.csv, headline.csv (with the bootstrap interval of the regions needed), paired.csv (each
-    policy - reference per budget)."""
-    results, per_class, pixels = [], [], []
-    for policy in summary["policies"]:
-        curve = summary["curves"][policy]
-        for i, budget in enumerate(curve["budgets"]):
-            results.append(
-                {
-                    "policy": policy,
-                    "budget": budget,
-                    "n_seeds": curve["n_seeds"][i],
-                    "test_miou_mean": curve["test_miou_mean"][i],
-                    "test_miou_std": curve["test_miou_std"][i],
-                    "reward_set_miou_mean": curve["reward_set_miou_mean"][i],
-                    "reward_set_miou_std": curve["reward_set_miou_std"][i],
-                }
-            )
-            iou = summary["per_class_iou"][policy][str(budget)]
-            share = summary["labeled_pixels"][policy][str(budget)]
-            for c, name in enumerate(summary["class_names"]):
-                per_class.append(
-                    {
-                        "policy": policy,
-                        "budget": budget,
-                        "class": name,
-                        "iou_mean": iou["mean"][c],
-                        "iou_std": iou["std"][c],
-                    }
-                )
-                pixels.append(
-                    {
-                        "policy": policy,
-                        "budget": budget,
-                        "class": name,
-                        "labeled_pixels_mean": share["mean_pixels"][c],
-                        "fraction": share["fraction"][c],
-                    }
-                )
-    head = summary["headline"]
-    headline = [
-        {
-            "policy": row["policy"],
-            "final_test_miou": row["final_test_miou"],
-            "target_miou": head["target_miou"],
-            "reference": head["reference"],
-            "regions_to_target": "" if row["regions_to_target"] is None else row["regions_to_target"],
-            "how": row["how"],
-            "saving_percent": "" if row["saving_percent"] is None else row["saving_percent"],
-            "regions_90_low": _blank(row.get("regions_interval_90", [None, None])[0]),
-            "regions_90_high": _blank(row.get("regions_interval_90", [None, None])[1]),
-        }
-        for row in head["rows"]
-    ]
-    paired = [
-        {"policy": policy, "reference": head["reference"], "budget": int(budget), **d}
-        for policy, by_budget in summary.get("paired", {}).items()
-        for budget, d in by_budget.items()
-    ]
-    return {
-        "results.csv": _csv(results),
-        "per_class_iou.csv": _csv(per_class),
-        "labeled_pixels.csv": _csv(pixels),
-        "headline.csv": _csv(headline),
-        "paired.csv": _csv(paired),
-    }
-
-
-def _blank(value: float | None) -> float | str:
-    return "" if value is None else value
-
-
-def report_markdown(summary: dict, plots: dict[str, str] | None = None, notes: list[str] | None = None) -> str:
-    """The human-readable report (summary.md)."""
-    head = summary["headline"]
-    rare = summary["rare_classes"]
-    kwargs = json.dumps(summary["env_kwargs"], sort_keys=True)
-    seeds = sorted({s for c in summary["curves"].values() for ss in c["seeds"] for s in ss})
-    parts = [
-        "# SegAL benchmark",
-        "",
-        f"- env: `{summary['env_id']}` kwargs `{kwargs}`",
-        f"- policies: {', '.join(summary['policies'])}; seeds: {seeds}; budgets (labeled regions): {summary['budgets']}",
-        f"- test mIoU {'after the final training on the start set and the acquired regions (fixed length)' if summary['final_training'] else 'of the network as fine-tuned during the episode'}",
-        *[f"- note: {n}" for n in notes or []],
-        "",
-        "## Test mIoU (%) per budget, mean ± std over seeds",
-        "",
-        miou_markdown(summary),
-        "",
-        f"## Labeled regions needed to reach {_pct(head['target_miou'])}% test mIoU",
-        "",
-        f"Target: {head['target_source']}; savings relative to **{head['reference']}** ({head['reference_source']}). "
-        "Linear interpolation between budgets on the seed-mean curves.",
-        "",
-        headline_markdown(summary),
-        "",
-        f"## Paired differences with {summary['headline']['reference']} (test-mIoU points, mean (SE) over common seeds)",
-        "",
-        "n2SE: the seeds the observed difference would need to stand 2 SE from zero; bold: it already does.",
-        "",
-        paired_markdown(summary),
-        "",
-        f"## Per class at {summary['class_budget']} labeled regions: test IoU (%) / share of labeled pixels",
-        "",
-        per_class_markdown(summary),
-        "",
-        f"Rare classes (the {len(rare['classes'])} with the smallest label share under {rare['ranked_by']}): "
-        f"{', '.join(rare['names'])}.",
-        "",
-        "| policy | share of labeled pixels in rare classes | mean IoU of rare classes |",
-        "|---|---:|---:|",
-        *[
-            f"| {r['policy']} | {_pct(r['rare_label_share'], 1)}% | {_pct(r['rare_class_miou'], 1)} |"
-            for r in rare["rows"]
-        ],
-        "",
-        "## Reward-set (D_R) mIoU (%) per budget",
-        "",
-        miou_markdown(summary, "reward_set_miou"),
-    ]
-    if plots:
-        parts += ["", "## Plots", ""] + [f"- {title}: `{name}`" for title, name in plots.items()]
-    return "\n".join(parts) + "\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from experiments.benchmark.aggregate import csv_tables, load_results, miou_markdown, report_markdown, summarize
+from experiments.benchmark.aggregate import load_results, summarize
 from experiments.benchmark.backends import make_backend
 from experiments.benchmark.manifest import check_resolved, prepare_out, split_finished
 from experiments.benchmark.plots import make_plots
@@ -24,6 +24,7 @@ from experiments.benchmark.protocol import (
     make_specs,
     resolve_config,
 )
+from experiments.benchmark.reports import csv_tables, miou_markdown, report_markdown
 from experiments.benchmark.runner import RunSpec, result_path
 from experiments.folder_lock import FolderBusy, FolderLock
 from segal_env import DEFAULT_ENV_ID, ENV_IDS

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents import SinglePoolWrapper, make_agent
-from experiments.benchmark.aggregate import mean_std
+from experiments.benchmark.statistics import mean_std
 from experiments.episodes import play_episode
 from experiments.training.config import RunConfig
 from experiments.training.envs import env_summary, eval_env_kwargs
