@@ -29,7 +29,7 @@ from .finetuning import FinalTraining, LabeledData, final_test_score, finetune
 from .layout import FeatureLayout
 from .models import BUILT_IN_MODELS, SegmentationNet, build_model, check_output_contract, model_name
 from .observation import Observer
-from .pools import action_mask, chosen_regions, sample_pools
+from .pools import action_mask, check_pool_fits, chosen_regions, sample_pools
 from .regions import LabeledRegions, RegionGrid
 from .render import render_state
 from .rewards import REWARDS
@@ -82,6 +82,7 @@ class SegALEnv(gym.Env):
             )
             raise ValueError(f"{err}{hint}") from None
         pool_regions = len(pool_set) * self.grid.per_image
+        check_pool_fits(config.num_pools, config.pool_size, pool_regions)  # before any pre-training or allocation
         if config.budget > pool_regions:
             raise ValueError(
                 f"budget {config.budget} is larger than the pool: {len(pool_set)} images x {self.grid.per_image} regions = "

@@ -65,11 +65,13 @@ def test_pools_larger_than_the_whole_pool_are_rejected_before_any_work():
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_the_env_names_pool_size_when_its_pools_cannot_fit(tiny_kwargs):
+def test_the_env_names_pool_size_when_its_pools_cannot_fit(tiny_kwargs, tmp_path):
+    """At construction, before the start network is pre-trained (an empty cache: nothing is trained first)."""
     import gymnasium as gym
 
     import segal_env  # noqa: F401 - registers the ids
 
-    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "pool_size": 100})  # 4 x 100 > 12 images x 16 regions
+    settings = {**tiny_kwargs, "pool_size": 100, "cache_dir": str(tmp_path)}  # 4 x 100 > 12 images x 16 regions
     with pytest.raises(ValueError, match=r"pool_size=100 x num_pools=4 = 400 candidates, but the pool has 192 regions"):
-        env.reset(seed=0)
+        gym.make("SegAL-Synthetic-v0", **settings)
+    assert not any(tmp_path.iterdir())
