@@ -296,6 +296,8 @@ class SegALEnv(gym.Env):
         """
         if not self._ready:
             raise RuntimeError("call reset() before lookahead()")
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"lookahead repeats must be an int >= 1 (fine-tuning seeds per action), got {repeats!r}")
         state = copy.deepcopy(self.np_random.bit_generator.state)
         draws = self._draw_step()
         self.np_random.bit_generator.state = state

@@ -56,6 +56,8 @@ def test_lookahead_leaves_the_episode_unchanged(tiny):
         single = env.unwrapped.lookahead(actions)  # thrown away
         averaged = env.unwrapped.lookahead(actions, repeats=2)
         assert len(single) == len(averaged) == len(actions) and single != averaged
+        with pytest.raises(ValueError, match="repeats"):
+            env.unwrapped.lookahead(actions, repeats=0)
         obs, reward, done, _, _ = env.step(entropy.predict(obs)[0])
         rewards.append(reward)
     assert rewards == plain.rewards
