@@ -47,7 +47,6 @@ class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         width = len(rules) * len(self._columns) + layout.num_classes + 1
         self.action_space = spaces.Discrete(len(rules))
         self.observation_space = spaces.Box(0.0, 1.0, (width,), np.float32)
-        self._obs: dict[str, np.ndarray] = {}
         self._picks: list[np.ndarray] = []
         self._labeled = 0
 
@@ -69,7 +68,6 @@ class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _describe(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Every rule's picks for this observation (kept for ``step``) and the compact observation."""
-        self._obs = obs
         self._picks = [rule.predict(obs)[0] for rule in self.rules]
         pools = np.arange(obs["candidates"].shape[0])
         rows = [obs["candidates"][pools, picks][:, self._columns].mean(axis=0) for picks in self._picks]

@@ -24,7 +24,6 @@ Results go to --out (JSON + markdown, written atomically) after every section.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -40,6 +39,7 @@ from experiments.episodes import play_episode
 from segal_env.config import parse_env_settings
 from segal_env.env import StepDraws
 from segal_env.finetuning import FinalTraining, final_test_score
+from segal_env.pools import chosen_regions
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 # name -> final_* settings; "paper" is the env's scoring before this study (continue, final weights, 1 run)
@@ -61,19 +61,21 @@ def spec_of(env, name: str) -> FinalTraining:
     return FinalTraining(env.config.final_steps, **VARIANTS[name])
 
 
-def score(env, name: str, episode_seed: int, samples=None) -> float:
-    """Test mIoU (points) of the env's current labeled set under variant ``name``."""
+def score(env, name: str, episode_seed: int, fixed_seed: int | None = None) -> float:
+    """Test mIoU (points) of the env's current labeled set under variant ``name``; a fixed-seed variant uses
+    ``fixed_seed`` (default: the env's own, ``checkpoint_seed``)."""
     spec = spec_of(env, name)
     test = env.roles.test
+    fixed = env.config.checkpoint_seed if fixed_seed is None else fixed_seed
     miou, _ = final_test_score(
         env.trainer,
-        env.data.everything() if samples is None else samples,
+        env.data.everything(),
         test.images,
         test.labels,
         env._optim(),
         spec,
         env.config.crop_size,
-        spec.seeds(episode_seed, env.config.checkpoint_seed),
+        spec.seeds(episode_seed, fixed),
         env._start_state,
     )
     return 100 * miou
@@ -130,18 +132,11 @@ def section_eval(env_id: str, kwargs: dict, policy: str, variants: list[str], re
 
 
 def one_score(env, name: str, r: int) -> float:
-    """Variant ``name`` scored with its ``r``-th training seed (for a fixed-seed variant: its ``r``-th fixed seed)."""
-    return score_with_fixed(env, name, r) if VARIANTS[name]["seed"] == "fixed" else score(env, name, 10_000 + r)
-
-
-def score_with_fixed(env, name: str, r: int) -> float:
-    """A fixed-seed variant scored with fixed seed ``r`` (what another machine's or version's fixed seed would give)."""
-    config = env.config
-    env.config = dataclasses.replace(config, checkpoint_seed=config.checkpoint_seed + 1000 * r)
-    try:
-        return score(env, name, 0)
-    finally:
-        env.config = config
+    """Variant ``name`` scored with its ``r``-th training seed; a fixed-seed variant with its ``r``-th fixed seed
+    (what another machine's or version's fixed seed would give)."""
+    if VARIANTS[name]["seed"] == "fixed":
+        return score(env, name, 0, env.config.checkpoint_seed + 1000 * r)
+    return score(env, name, 10_000 + r)
 
 
 def section_policies(env_id: str, kwargs: dict, variants: list[str], seeds: list[int]) -> dict:
@@ -205,7 +200,7 @@ def section_reward(env_id: str, kwargs: dict, rewards: list[str], seeds: list[in
                     )
                     draws = StepDraws(int(rng.integers(2**31 - 1)), earlier, pick)
                     for name, act in (("margin", action), ("random", random_action)):
-                        chosen = u.pools[torch.arange(u.pools.shape[0]), torch.as_tensor(act)].to(u.device)
+                        chosen = chosen_regions(u.pools, act).to(u.device)
                         gains[name].append(100 * (u._try(chosen, draws) - u._miou))
                 differences.append(np.mean(gains["margin"]) - np.mean(gains["random"]))
                 spreads.append(np.mean([np.std(g, ddof=1) for g in gains.values()]))

@@ -190,8 +190,8 @@ def final_test_score(
 ) -> tuple[float, list[float]]:
     """Test mIoU and per-class IoU of ``samples`` under ``spec``: the mean over one final training per seed."""
     mious, per_class = [], []
+    initial = start_state if spec.start == "start" else None
     for seed in seeds:
-        initial = start_state if spec.start == "start" else None
         with final_training(trainer, samples, optim, spec.steps, crop_size, seed, initial, spec.average) as trained:
             result = trained.evaluate(test_images, test_labels)
         mious.append(result.miou)

@@ -480,3 +480,13 @@ def test_kill_9_in_the_middle_then_rerun_gives_the_uninterrupted_tables(serial_o
     assert main(args) == 0
     assert numbers(out) == numbers(serial_out)
     assert (out / "results.md").read_text() == (serial_out / "results.md").read_text()
+
+
+def test_a_single_seed_has_no_regions_interval_rather_than_not_reached(fake_results):
+    """One seed cannot be resampled: the interval is absent ("-"), not "not reached"."""
+    one_seed = [r for r in fake_results if r["seed"] == 0]
+    rows = {row["policy"]: row for row in agg.summarize(one_seed)["headline"]["rows"]}
+    assert rows["agent"]["regions_to_target"] is not None and rows["agent"]["regions_interval_90"] is None
+    assert "| - |" in reports.headline_markdown(agg.summarize(one_seed))
+    two_seeds = {row["policy"]: row for row in agg.summarize(fake_results)["headline"]["rows"]}
+    assert two_seeds["agent"]["regions_interval_90"][0] is not None

@@ -193,7 +193,7 @@ def _paired_with_reference(per_seed: dict, policies: list[str], reference: str) 
     return out
 
 
-def _headline(curves, policies, sources, baselines, target_miou, reference, per_seed=None) -> dict:
+def _headline(curves, policies, sources, baselines, target_miou, reference, per_seed) -> dict:
     final = {p: c["test_miou_mean"][-1] for p, c in curves.items() if c["budgets"]}
     baseline_policies = [p for p in policies if sources[p] in baselines and p in final]
     if reference is not None:
@@ -216,12 +216,13 @@ def _headline(curves, policies, sources, baselines, target_miou, reference, per_
     for policy in policies:
         regions, how = needed[policy]
         budgets = curves[policy]["budgets"]
-        seeds = sorted(set.intersection(*(set(per_seed[policy][b]) for b in budgets))) if per_seed and budgets else []
-        matrix = np.array([[per_seed[policy][b][s] for b in budgets] for s in seeds]) if seeds else np.zeros((0, 0))
-        low, high = regions_interval(budgets, matrix, target)
+        seeds = sorted(set.intersection(*(set(per_seed[policy][b]) for b in budgets))) if budgets else []
+        matrix = np.array([[per_seed[policy][b][s] for b in budgets] for s in seeds])
+        # with fewer than 2 common seeds there is nothing to resample: no interval (not "not reached")
+        interval = list(regions_interval(budgets, matrix, target)) if len(seeds) >= 2 else None
         rows.append(
             {
-                "regions_interval_90": [low, high],
+                "regions_interval_90": interval,
                 "policy": policy,
                 "is_baseline": sources[policy] in baselines,
                 "final_test_miou": final.get(policy),

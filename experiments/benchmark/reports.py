@@ -29,9 +29,11 @@ def miou_markdown(summary: dict, key: str = "test_miou") -> str:
 
 
 def _interval(row: dict, max_budget: float) -> str:
-    low, high = row.get("regions_interval_90", [None, None])
+    if row["regions_interval_90"] is None:
+        return "-"
+    low, high = row["regions_interval_90"]
     if low is None:
-        return f"not reached (> {max_budget})" if "regions_interval_90" in row else "-"
+        return f"not reached (> {max_budget})"
     return f"{low:.0f} .. " + (f"{high:.0f}" if high is not None else f"> {max_budget}")
 
 
@@ -152,8 +154,8 @@ def csv_tables(summary: dict) -> dict[str, str]:
             "regions_to_target": "" if row["regions_to_target"] is None else row["regions_to_target"],
             "how": row["how"],
             "saving_percent": "" if row["saving_percent"] is None else row["saving_percent"],
-            "regions_90_low": _blank(row.get("regions_interval_90", [None, None])[0]),
-            "regions_90_high": _blank(row.get("regions_interval_90", [None, None])[1]),
+            "regions_90_low": _blank((row["regions_interval_90"] or [None, None])[0]),
+            "regions_90_high": _blank((row["regions_interval_90"] or [None, None])[1]),
         }
         for row in head["rows"]
     ]
