@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # train.py is a script at the repository root, not part of the package
 
 import segal_env  # noqa: E402
+from agents import BatchDQN  # noqa: E402
 from experiments import training  # noqa: E402
 from experiments.checkpoints import newest_checkpoint  # noqa: E402
 from experiments.provenance import provenance  # noqa: E402
@@ -70,7 +72,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
 
     saved = json.loads((out / "comparison.json").read_text())
     assert saved == json.loads(json.dumps(comparison))
-    assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy"]
+    assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy", "margin"]
     assert comparison["seeds"] == [training.DEFAULT_EVAL_SEED, training.DEFAULT_EVAL_SEED + 1]
     assert comparison["eval_env_kwargs"]["mode"] == "test"
     for row in comparison["policies"].values():
@@ -83,7 +85,10 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
 
 
 def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir):
-    run(tmp_path, cache_dir, "--timesteps", "4", "--checkpoint-freq", "4", "--no-compare", "--no-progress-bar")
+    one_env = ("--n-envs", "1")  # one monitor file whose episodes span the pause
+    run(
+        tmp_path, cache_dir, "--timesteps", "4", "--checkpoint-freq", "4", "--no-compare", "--no-progress-bar", *one_env
+    )
     assert (tmp_path / "run" / "checkpoints" / "BatchDQN_4_steps.zip").is_file()
     time.sleep(1.0)  # a pause between the run and its resume, which the monitor's time column must span
     result = run(
@@ -96,6 +101,7 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
         "--resume",
         "--no-compare",
         "--no-progress-bar",
+        *one_env,
     )
     assert result == {}
     out = tmp_path / "run"
@@ -113,6 +119,21 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
     assert [line.startswith("#") for line in lines].count(True) == 1 and lines[1].startswith("r,l,t")
     times = [float(line.split(",")[2]) for line in lines[2:]]
     assert len(times) == 3 and times[1] >= times[0] + 1.0 and times == sorted(times)
+
+
+def test_two_envs_step_in_subprocesses_reproducibly(tmp_path, cache_dir):
+    """The default: two training envs in worker processes, one monitor file each, one gradient step per env
+    step, and the same seed gives the same agent."""
+    options = ("--timesteps", "8", "--no-compare", "--no-progress-bar", "--threads", "1")
+    run(tmp_path, cache_dir, *options, name="a")
+    run(tmp_path, cache_dir, *options, name="b")
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["n_envs"] == 2 and config["algo_kwargs_used"]["gradient_steps"] == 2
+    for name in ("monitor.csv", "monitor_1.monitor.csv"):
+        lines = (tmp_path / "a" / name).read_text().splitlines()
+        assert lines[0].startswith("#") and len(lines) == 3  # header, columns, the one episode of 4 steps
+    a, b = (BatchDQN.load(tmp_path / name / "model.zip").policy.state_dict() for name in ("a", "b"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
 
 
 def test_resume_without_checkpoint_is_a_usage_error(tmp_path, cache_dir, capsys):
@@ -199,7 +220,7 @@ def test_dqn_gets_one_pool(tmp_path, cache_dir):
     assert config["env_kwargs"]["num_pools"] == 1 and config["env_resolved"]["num_pools"] == 1
     assert config["algo_kwargs_used"]["learning_starts"] == 4
     assert comparison["eval_env"]["num_pools"] == 1
-    assert list(comparison["policies"]) == ["DQN", "random", "entropy"]
+    assert list(comparison["policies"]) == ["DQN", "random", "entropy", "margin"]
 
 
 @pytest.mark.parametrize("algo", ["PPO", "MaskablePPO"])
@@ -209,7 +230,7 @@ def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
     )
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["policy"] == "MultiInputPolicy" and config["total_timesteps"] == 8 and config["num_timesteps"] >= 8
-    assert config["algo_kwargs_used"]["n_steps"] == 8
+    assert config["algo_kwargs_used"]["n_steps"] * config["n_envs"] == 8  # a rollout holds two episodes in all
     assert list(comparison["policies"])[0] == algo
     assert comparison["eval_env"]["pool_size"] == 3 and comparison["eval_env"]["num_pools"] == 4
 
@@ -245,7 +266,7 @@ def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path
     assert (out / "best_model.zip").is_file()
     monitor = (out / "eval_monitor.csv").read_text().splitlines()
     assert monitor[1].split(",")[-2:] == ["miou", "test_miou"] and len(monitor) == 4  # header, columns, 2 episodes
-    assert list(comparison["policies"]) == [algo, f"{algo} (best)", "random", "entropy"]
+    assert list(comparison["policies"]) == [algo, f"{algo} (best)", "random", "entropy", "margin"]
 
 
 def test_same_episodes_at_every_evaluation(tmp_path, cache_dir):
@@ -333,7 +354,8 @@ def test_kill_9_during_training_then_resume(tmp_path, cache_dir):
     config = json.loads((out / "config.json").read_text())
     assert config["resumed_from"] == str(newest) and config["num_timesteps"] == steps + 8
     with open(out / "checkpoints" / f"BatchDQN_replay_buffer_{steps + 8}_steps.pkl", "rb") as handle:
-        assert pickle.load(handle).pos == steps + 8  # the killed run's transitions up to its checkpoint + the new ones
+        # the killed run's transitions up to its checkpoint + the new ones, two envs per buffer row
+        assert pickle.load(handle).pos == (steps + 8) // 2
     assert [p.name for p in (out / "checkpoints").glob("*.pkl")] == [f"BatchDQN_replay_buffer_{steps + 8}_steps.pkl"]
     lines = (out / "monitor.csv").read_text().splitlines()
     assert [line.startswith("#") for line in lines].count(True) == 1

@@ -10,6 +10,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents import ALGORITHMS, RegionSetExtractor
 from experiments.checkpoints import (
@@ -23,17 +24,19 @@ from experiments.evaluation import periodic_evaluation
 from experiments.training.config import PERIODIC_EVAL_SEED, RunConfig
 
 
-def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
+def algorithm_defaults(algo: str, steps_per_episode: int, n_envs: int = 1) -> dict[str, Any]:
     """train.py's defaults per algorithm, sized for short runs of a few hundred env steps (SB3's own
     defaults assume millions: PPO's 2048-step rollouts, DQN's 1M-transition replay buffer of Dict
-    observations would not fit in memory). ``--algo-kwargs`` overrides any of them."""
+    observations would not fit in memory), and independent of ``n_envs``: a rollout holds two episodes in
+    all, and off-policy learners make one gradient step per env step. ``--algo-kwargs`` overrides any of them."""
     if algo in ("PPO", "MaskablePPO"):
-        n_steps = 2 * steps_per_episode
-        return {"n_steps": n_steps, "batch_size": n_steps, "n_epochs": 4}
+        n_steps = max(2 * steps_per_episode // n_envs, 1)
+        return {"n_steps": n_steps, "batch_size": n_steps * n_envs, "n_epochs": 4}
     if algo == "A2C":
-        return {"n_steps": steps_per_episode}
+        return {"n_steps": max(steps_per_episode // n_envs, 1)}
     if algo == "DQN":
         return {
+            "gradient_steps": n_envs,
             "buffer_size": 1000,
             "learning_starts": steps_per_episode,
             "batch_size": 16,
@@ -41,14 +44,15 @@ def algorithm_defaults(algo: str, steps_per_episode: int) -> dict[str, Any]:
             "target_update_interval": 5 * steps_per_episode,
             "exploration_fraction": 0.5,
         }
-    return {}  # BatchDQN: its own defaults, measured for this env (docs/dqn.md)
+    # BatchDQN: its own defaults, measured for this env (docs/dqn.md)
+    return {"gradient_steps": n_envs} if n_envs > 1 else {}
 
 
 def policy_and_kwargs(
-    algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int
+    algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int, n_envs: int = 1
 ) -> tuple[str, dict[str, Any]]:
     """The policy alias and the full keyword arguments (train.py defaults < --algo-kwargs)."""
-    kwargs = {**algorithm_defaults(algo, steps), **algo_kwargs}
+    kwargs = {**algorithm_defaults(algo, steps, n_envs), **algo_kwargs}
     if algo == "BatchDQN":
         return "RegionQPolicy", kwargs
     if not flat_policy:
@@ -56,7 +60,7 @@ def policy_and_kwargs(
     return "MultiInputPolicy", kwargs
 
 
-def create_model(config: RunConfig, env: gym.Env, policy: str, kwargs: dict[str, Any]) -> BaseAlgorithm:
+def create_model(config: RunConfig, env: gym.Env | VecEnv, policy: str, kwargs: dict[str, Any]) -> BaseAlgorithm:
     return ALGORITHMS[config.algo](
         policy,
         env,
@@ -68,7 +72,7 @@ def create_model(config: RunConfig, env: gym.Env, policy: str, kwargs: dict[str,
     )
 
 
-def load_checkpoint(config: RunConfig, env: gym.Env, path) -> BaseAlgorithm:
+def load_checkpoint(config: RunConfig, env: gym.Env | VecEnv, path) -> BaseAlgorithm:
     """Rebuild the algorithm from a checkpoint, with its replay buffer when it has one."""
     model = ALGORITHMS[config.algo].load(path, env=env, device=config.device)
     model.tensorboard_log = str(config.tensorboard_dir)

@@ -14,7 +14,7 @@ from experiments.episodes import play_episode
 from experiments.training.config import RunConfig
 from experiments.training.envs import env_summary, eval_env_kwargs
 
-BASELINES_TO_COMPARE = ("random", "entropy")
+BASELINES_TO_COMPARE = ("random", "entropy", "margin")
 
 
 def run_episodes(agent: Any, env: gym.Env, seeds: list[int]) -> dict[str, list[float]]:

@@ -28,6 +28,9 @@ DEFAULT_ALGO = "BatchDQN"
 # trains for 100 episodes.
 DEFAULT_TIMESTEPS = 300
 DEFAULT_EVAL_EPISODES = 3
+# two training envs in subprocesses of one torch thread each: 2.29 env steps/s against 1.80 for one env of two
+# threads on 2 cores, with learning level with one env (benchmarks/throughput.py, docs/dqn.md "Throughput")
+DEFAULT_N_ENVS = 2
 DEFAULT_EVAL_SEED = 10_000
 PERIODIC_EVAL_SEED = (
     20_000  # --eval-freq's episodes: not the comparison's, so choosing the best model does not favour it there
@@ -45,6 +48,7 @@ class RunConfig:
     algo_kwargs: dict[str, Any]  # --algo-kwargs as given; train.py's defaults are added in algorithm.py
     out: Path
     seed: int = 0
+    n_envs: int = DEFAULT_N_ENVS
     flat_policy: bool = False
     timesteps: int | None = None
     episodes: int | None = None
@@ -81,7 +85,7 @@ class RunConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Train an agent on a SegAL env, then compare it (greedy) with the random and entropy "
+        description="Train an agent on a SegAL env, then compare it (greedy) with the random, entropy and margin "
         "baselines on held-out test episodes.",
         epilog="Outputs: model.zip, config.json, tb/, monitor.csv, checkpoints/, comparison.json/.md in --out.",
     )
@@ -121,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--episodes", type=int, help="total training episodes (env steps = episodes x budget / num_pools)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the algorithm and the training env (default 0)")
+    parser.add_argument(
+        "--n-envs",
+        type=int,
+        default=DEFAULT_N_ENVS,
+        help=f"training envs stepped together, each in its own process with --threads (default 1) torch threads; "
+        f"1 = one env in this process (default {DEFAULT_N_ENVS}: faster on 2 cores, docs/dqn.md)",
+    )
     parser.add_argument("--out", type=Path, help="output directory (default runs/<env>-<algo>-seed<seed>)")
     parser.add_argument(
         "--checkpoint-freq",
@@ -205,7 +216,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--eval-freq-episodes must be >= 1, got {args.eval_freq_episodes}")
     if args.eval_patience and not args.eval_freq:
         raise ValueError("--eval-patience needs --eval-freq N (early stopping compares periodic evaluations)")
-    for name in ("timesteps", "episodes", "eval_episodes", "threads"):
+    for name in ("timesteps", "episodes", "eval_episodes", "threads", "n_envs"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "eval_episodes" else 1):
             raise ValueError(
@@ -260,6 +271,7 @@ def resolve_config(args: argparse.Namespace, argv: list[str] | None = None) -> R
         algo_kwargs=algo_kwargs,
         out=args.out or Path("runs") / f"{args.env}-{args.algo}-seed{args.seed}",
         seed=args.seed,
+        n_envs=args.n_envs,
         flat_policy=bool(args.flat_policy),
         timesteps=args.timesteps,
         episodes=args.episodes,

@@ -1,14 +1,18 @@
-"""The environments of a train.py run: the training env, the test-mode env of the comparison and of
-``--eval-freq``, their Monitor files (continued by ``--resume``) and what config.json records of them."""
+"""The environments of a train.py run: the training env (one in this process, or ``--n-envs`` in
+subprocesses of one torch thread each), the test-mode env of the comparison and of ``--eval-freq``, their
+Monitor files (continued by ``--resume``) and what config.json records of them."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
+import torch
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from agents import SinglePoolWrapper
 from experiments.training.config import RunConfig
@@ -18,6 +22,52 @@ def make_env(env_id: str, env_kwargs: dict[str, Any], algo: str) -> gym.Env:
     """``gym.make`` the env; for plain DQN, expose its single pool as a ``Discrete`` action."""
     env = gym.make(env_id, **env_kwargs)
     return SinglePoolWrapper(env) if algo == "DQN" else env
+
+
+@dataclass(frozen=True)
+class MonitoredEnvFactory:
+    """Builds one monitored training env; picklable, so a SubprocVecEnv worker calls it in its own process
+    (where it also sets the worker's torch threads and registers the SegAL ids)."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    algo: str
+    monitor_path: Path
+    resume: bool
+    threads: int | None = None
+
+    def __call__(self) -> gym.Env:
+        import segal_env  # noqa: F401  (registers the ids in a fresh worker process)
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        env = make_env(self.env_id, self.env_kwargs, self.algo)
+        return monitored(env, self.monitor_path, ("miou",), self.resume)
+
+
+def monitor_path(out: Path, index: int) -> Path:
+    """Env 0 writes ``monitor.csv``, env i > 0 ``monitor_<i>.monitor.csv`` (SB3's ``load_results`` reads both)."""
+    return out / ("monitor.csv" if index == 0 else f"monitor_{index}.monitor.csv")
+
+
+def training_envs(config: RunConfig, probe: gym.Env) -> gym.Env | SubprocVecEnv:
+    """The training env(s): ``probe`` itself, monitored, for one env; else ``config.n_envs`` monitored envs in
+    subprocesses of ``config.threads or 1`` torch threads. ``probe`` has been reset once by then, so the start
+    network is in the cache and no two workers pre-train it at once."""
+    if config.n_envs == 1:
+        return monitored(probe, monitor_path(config.out, 0), ("miou",), config.resume)
+    factories: list[Callable[[], gym.Env]] = [
+        MonitoredEnvFactory(
+            config.env_id,
+            config.env_kwargs,
+            config.algo,
+            monitor_path(config.out, i),
+            config.resume,
+            config.threads or 1,
+        )
+        for i in range(config.n_envs)
+    ]
+    return SubprocVecEnv(factories)
 
 
 def monitored(env: gym.Env, path: Path, info_keywords: tuple[str, ...], resume: bool) -> Monitor:

@@ -18,7 +18,7 @@ from experiments.provenance import provenance
 from experiments.training.algorithm import create_model, load_checkpoint, policy_and_kwargs, train
 from experiments.training.comparison import compare, comparison_table
 from experiments.training.config import RunConfig, build_parser, resolve_config
-from experiments.training.envs import env_summary, eval_env_kwargs, make_env, monitored
+from experiments.training.envs import env_summary, eval_env_kwargs, make_env, monitored, training_envs
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The run proper, with ``config.out`` locked (``experiments.folder_lock``)."""
     warnings.filterwarnings("ignore", message="rich is experimental")  # SB3's rich progress bar
+    # --eval-freq's env runs in this process while --n-envs > 1 trains in subprocesses: different on purpose
+    warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
     if config.threads:
         torch.set_num_threads(config.threads)
     out = config.out
@@ -58,20 +60,23 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
             f"in {checkpoint_dir(out)} (train with --checkpoint-freq N to write some)"
         )
     try:
-        env = make_env(config.env_id, config.env_kwargs, config.algo)
+        probe = make_env(config.env_id, config.env_kwargs, config.algo)
     except (TypeError, ValueError, FileNotFoundError) as error:
         parser.error(f"--env-kwargs: cannot create {config.env_id}: {error}")
 
-    steps = env.unwrapped.config.steps_per_episode  # type: ignore[attr-defined]
+    steps = probe.unwrapped.config.steps_per_episode  # type: ignore[attr-defined]
     total = config.total_timesteps(steps)
-    policy, algo_kwargs = policy_and_kwargs(config.algo, config.algo_kwargs, config.flat_policy, steps)
+    policy, algo_kwargs = policy_and_kwargs(config.algo, config.algo_kwargs, config.flat_policy, steps, config.n_envs)
     out.mkdir(parents=True, exist_ok=True)
-    env = monitored(env, out / "monitor.csv", ("miou",), config.resume)
+    envs = "one env" if config.n_envs == 1 else f"{config.n_envs} envs in subprocesses"
     print(
-        f"{config.algo} on {config.env_id} for {total} env steps ({total / steps:g} episodes of {steps}); "
+        f"{config.algo} on {config.env_id} for {total} env steps ({total / steps:g} episodes of {steps}, {envs}); "
         f"output in {out}\n(the first reset pre-trains the starting segmentation net unless it is cached)",
         flush=True,
     )
+    if config.n_envs > 1:
+        probe.reset(seed=config.seed)  # fills the start-network cache once, before the workers read it
+    env = training_envs(config, probe)
     try:
         if resume_from is not None:
             model = load_checkpoint(config, env, resume_from)
@@ -83,7 +88,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     except ValueError as error:
         parser.error(f"cannot build {config.algo} for {config.env_id}: {error}")
 
-    resolved = env_summary(env)
+    resolved = env_summary(probe)
     record = {
         **config.to_dict(),
         "total_timesteps": total,
@@ -98,7 +103,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     eval_env = None
     if config.eval_freq:
         eval_env = monitored(
-            make_env(config.env_id, eval_env_kwargs(config, env), config.algo),
+            make_env(config.env_id, eval_env_kwargs(config, probe), config.algo),
             out / "eval_monitor.csv",
             ("miou", "test_miou"),
             config.resume,
@@ -115,11 +120,12 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
         {**record, "train_seconds": train_seconds, "num_timesteps": model.num_timesteps}, out / "config.json"
     )
 
-    if not config.compare or config.eval_episodes == 0:
-        env.close()
-        return {}
-    comparison = compare(config, model_path, env)
     env.close()
+    if not config.compare or config.eval_episodes == 0:
+        probe.close()
+        return {}
+    comparison = compare(config, model_path, probe)
+    probe.close()
     table = comparison_table(comparison)
     atomic_write_json(comparison, out / "comparison.json")
     atomic_write_text(table, out / "comparison.md")
