@@ -9,7 +9,7 @@ algorithm learns directly: at each step the agent picks *which rule* chooses thi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -137,8 +137,9 @@ class RuleSelection:
         self.returns: list[list[float]] = [[] for _ in env.rules]
         self.alive = list(range(len(env.rules)))
 
-    def learn(self, total_episodes: int) -> RuleSelection:
-        """Play rounds while a whole round fits in ``total_episodes`` and more than one rule survives."""
+    def learn(self, total_episodes: int, on_round: Callable[[RuleSelection], None] | None = None) -> RuleSelection:
+        """Play rounds while a whole round fits in ``total_episodes`` (counting episodes already played, so a
+        restored selection continues) and more than one rule survives; ``on_round(self)`` after each round."""
         played = sum(len(r) for r in self.returns)
         while len(self.alive) > 1 and played + len(self.alive) <= total_episodes:
             episode_seed = self.seed + len(self.returns[self.alive[0]])
@@ -148,7 +149,22 @@ class RuleSelection:
             if len(self.returns[self.alive[0]]) >= self.min_rounds:
                 bounds = {rule: self.paired_difference(rule) for rule in self.alive}
                 self.alive = [rule for rule, (mean, se) in bounds.items() if mean + self.z * se >= 0]
+            if on_round is not None:
+                on_round(self)
         return self
+
+    def restore(self, returns: dict[str, list[float]], alive: list[str]) -> RuleSelection:
+        """Continue from a ``state()``: the returns per rule name and the surviving names."""
+        if set(returns) != set(self.env.rule_names) or not set(alive) <= set(returns):
+            raise ValueError(f"the stored selection is over rules {sorted(returns)}, not {sorted(self.env.rule_names)}")
+        self.returns = [list(returns[name]) for name in self.env.rule_names]
+        self.alive = [self.env.rule_names.index(name) for name in alive]
+        return self
+
+    def state(self) -> dict[str, Any]:
+        """What ``restore`` needs: returns per rule name and the surviving names."""
+        names = self.env.rule_names
+        return {"returns": dict(zip(names, self.returns)), "alive": [names[i] for i in self.alive]}
 
     def _play(self, rule: int, episode_seed: int) -> float:
         self.env.reset(seed=episode_seed)

@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--select-episodes", type=int, default=40, help="train-mode episodes of select")
     parser.add_argument("--timesteps", type=int, default=300, help="train-mode env steps of bandit, dqn, ppo")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="benchmarks/results/rule_choice")
+    parser.add_argument("--out", default="benchmarks/results/rule_choice", help="folder of the episodes")
+    parser.add_argument(
+        "--table", help="path of the table without suffix (default: --out); runs sharing --out share episodes"
+    )
     args = parser.parse_args(argv)
     if args.reference not in args.rules:
         parser.error(f"--reference {args.reference!r} must be one of --rules {args.rules}")
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
         for train_seed in args.train_seeds:
             budget = args.select_episodes if learner == "select" else args.timesteps
             settings = {**base, "learner": learner, "train_kwargs": train_kwargs, "budget": budget, "seed": train_seed}
-            path = out / f"{learner}_seed{train_seed}_{key}.json"
+            learner_key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+            path = out / f"{learner}_seed{train_seed}_{learner_key}.json"
 
             def run(learner=learner, train_seed=train_seed, budget=budget) -> dict:
                 started = time.perf_counter()
@@ -174,8 +178,9 @@ def main(argv: list[str] | None = None) -> dict:
             rows.setdefault(learner, []).append(result)
             print(f"{learner} seed {train_seed}: {summarise_seed(result, reference, budgets)}", flush=True)
     report = tables(rows, reference, budgets, args, platform.processor() or platform.machine())
-    atomic_write_text(report, out.with_suffix(".md"))
-    atomic_write_json({"args": vars(args), "rows": rows, "reference": reference}, out.with_suffix(".json"))
+    table = Path(args.table or args.out)
+    atomic_write_text(report, table.with_suffix(".md"))
+    atomic_write_json({"args": vars(args), "rows": rows, "reference": reference}, table.with_suffix(".json"))
     print(report)
     return rows
 

@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 
 import segal_env  # noqa: F401
 from agents import make_agent
-from agents.rule_choice import RuleBandit, RuleChoiceWrapper
+from agents.rule_choice import RuleBandit, RuleChoiceWrapper, RuleSelection
 from experiments.episodes import play_episode
 
 
@@ -52,3 +52,45 @@ def test_the_bandit_tries_every_rule_then_prefers_the_best_mean(env):
     assert (bandit.counts >= 1).all() and bandit.counts.sum() == 6
     action, _ = bandit.predict(np.zeros(wrapped.observation_space.shape, np.float32))
     assert int(action) == int(np.argmax(bandit.means))
+
+
+class ScriptedRules(gym.Env):
+    """A stand-in for a RuleChoiceWrapper: one step per episode, rule r's return is ``values[r] + seed noise``,
+    the noise shared by every rule on the same episode seed (what pairing cancels)."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.rules = self.rule_names = [f"rule{i}" for i in range(len(values))]
+        self.values = values
+        self.seeds: list[tuple[int, int]] = []
+        self._seed = 0
+
+    def reset(self, *, seed=None, options=None):
+        self._seed = seed
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.seeds.append((int(action), self._seed))
+        noise = np.random.default_rng(self._seed).normal(0, 5)
+        return np.zeros(1, np.float32), self.values[int(action)] + noise, True, False, {}
+
+
+def test_rule_selection_pairs_episodes_and_drops_a_worse_rule_after_min_rounds():
+    env = ScriptedRules([0.0, 1.0, 0.9])
+    selection = RuleSelection(env, min_rounds=3, seed=7).learn(30)  # type: ignore[arg-type]
+    # every round plays each surviving rule on the same episode seed
+    assert sorted(env.seeds[:3]) == [(0, 7), (1, 7), (2, 7)] and sorted(env.seeds[3:6]) == [(0, 8), (1, 8), (2, 8)]
+    # rules 0 and 2 are 1 and 0.1 below the leader on every paired episode (SE 0): both dropped after 3 rounds
+    assert selection.summary()["rule0"]["episodes"] == 3 and not selection.summary()["rule0"]["survived"]
+    assert selection.alive == [1] and int(selection.predict(None)[0]) == 1
+    assert selection.paired_difference(2)[0] == pytest.approx(-0.1)
+    assert sum(s["episodes"] for s in selection.summary().values()) <= 30
+    with pytest.raises(ValueError, match="min_rounds"):
+        RuleSelection(env, min_rounds=1)  # type: ignore[arg-type]
+
+
+def test_rule_selection_scores_each_rule_by_its_episode_return(env):
+    wrapped = RuleChoiceWrapper(env, rules=("entropy", "margin"))
+    selection = RuleSelection(wrapped, seed=3).learn(4)  # two rounds of two rules: below min_rounds, no elimination
+    plain = play_episode(make_agent("margin", env), env, seed=4)
+    assert selection.returns[1][1] == pytest.approx(plain.total_reward) and selection.alive == [0, 1]
+    assert selection.leader == int(np.argmax([np.mean(r) for r in selection.returns]))

@@ -1,0 +1,128 @@
+"""``segal-select-rule``: which labelling rule to use on this data set, learned from the env's own reward.
+
+The best heuristic differs by data set (margin on the synthetic preset, entropy and BALD on CamVid), and a
+user should not have to know it in advance. This command plays every rule on the same train-mode episodes
+(pool D_T, reward on D_R: never the test split) and keeps dropping the rules that are behind the leader by
+more than ``--z`` paired standard errors (``agents.rule_choice.RuleSelection``). It prints the table and
+the chosen rule, which ``segal-request --policy`` and ``evaluate.py --policies`` take by name.
+
+    segal-select-rule                                              # synthetic preset, 40 episodes
+    segal-select-rule --env SegAL-Folder-v0 --env-kwargs root=my_data --episodes 30 --out selection.json
+
+With ``--out``, the state is written after every round and a rerun with the same settings continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from agents.rule_choice import DEFAULT_RULES, RuleChoiceWrapper, RuleSelection
+from experiments.provenance import provenance
+from segal_env import DEFAULT_ENV_ID
+from segal_env.config import parse_env_settings
+from segal_env.storage import atomic_write_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].strip("`: "))
+    parser.add_argument("--env", default=DEFAULT_ENV_ID, help=f"registered SegAL env id (default {DEFAULT_ENV_ID})")
+    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="env keyword arguments")
+    parser.add_argument("--rules", nargs="+", default=list(DEFAULT_RULES), help="candidate rules (agents.BASELINES)")
+    parser.add_argument("--episodes", type=int, default=40, help="train-mode episodes in all (default 40)")
+    parser.add_argument("--min-rounds", type=int, default=3, help="rounds before any rule is dropped (default 3)")
+    parser.add_argument("--z", type=float, default=2.0, help="drop a rule this many paired SE behind (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="round r plays episode seed SEED + r (default 0)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS) first")
+    parser.add_argument("--out", type=Path, help="JSON file of the selection, written after every round")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        env_kwargs = parse_env_settings(args.env_kwargs, "--env-kwargs")
+    except ValueError as error:
+        parser.error(str(error))
+    if "mode" in env_kwargs:
+        parser.error("--env-kwargs: 'mode' is fixed: the selection plays train-mode episodes (reward on D_R)")
+    if args.episodes < len(args.rules):
+        parser.error(f"--episodes {args.episodes} is less than one round of the {len(args.rules)} rules")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        env = RuleChoiceWrapper(gym.make(args.env, mode="train", **env_kwargs), rules=args.rules, seed=args.seed)
+        selection = RuleSelection(env, min_rounds=args.min_rounds, z=args.z, seed=args.seed)
+    except (gym.error.Error, TypeError, ValueError) as error:
+        parser.error(f"cannot set up the selection on {args.env}: {error}")
+    settings = {"env": args.env, "env_kwargs": env_kwargs, "rules": args.rules, "min_rounds": args.min_rounds}
+    settings.update(z=args.z, seed=args.seed)
+    if args.out is not None and args.out.is_file():
+        stored = json.loads(args.out.read_text())
+        if stored.get("settings") != settings:
+            parser.error(f"--out {args.out} holds a selection with other settings; use another --out")
+        selection.restore(**stored["state"])
+        print(f"continuing {args.out}: {sum(len(r) for r in selection.returns)} episodes played", flush=True)
+
+    def report(current: RuleSelection) -> None:
+        played = sum(len(r) for r in current.returns)
+        alive = ", ".join(current.env.rule_names[i] for i in current.alive)
+        print(f"{played}/{args.episodes} episodes; leader {current.env.rule_names[current.leader]}; in: {alive}")
+        if args.out is not None:
+            atomic_write_json(record(current, settings), args.out)
+
+    selection.learn(args.episodes, on_round=report)
+    env.close()
+    result = record(selection, settings)
+    if args.out is not None:
+        atomic_write_json(result, args.out)
+    print("\n" + table(result))
+    return result
+
+
+def record(selection: RuleSelection, settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "settings": settings,
+        "chosen": selection.env.rule_names[selection.leader],
+        "rules": selection.summary(),
+        "state": selection.state(),
+        "versions": provenance("cpu"),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The selection as markdown: per rule its episodes, mean return and paired difference to the leader."""
+    lines = [
+        "| rule | episodes | mean return (D_R points) | minus the leader (SE) | still in |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, row in sorted(result["rules"].items(), key=lambda item: -item[1]["mean_return"]):
+        difference = f"{row['minus_leader']:+.2f} ({row['minus_leader_se']:.2f})" if row["episodes"] > 1 else "-"
+        lines.append(
+            f"| {name} | {row['episodes']} | {row['mean_return']:.2f} | {difference} | "
+            f"{'yes' if row['survived'] else 'no'} |"
+        )
+    chosen = result["chosen"]
+    lines += [
+        "",
+        f"chosen: {chosen} (use it as `segal-request --policy {chosen}` or `evaluate.py --policies {chosen}`)",
+    ]
+    return "\n".join(lines)
+
+
+def cli() -> int:
+    main(sys.argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
