@@ -190,7 +190,9 @@ class RuleSelection:
         return float(diff.mean()), se
 
     def summary(self) -> dict[str, dict[str, float | int | bool]]:
-        """Per rule: episodes played, mean return, paired difference to the leader (mean, SE), survived."""
+        """Per rule: episodes played, mean return, paired difference to the final leader over the episodes both
+        played (mean, SE), survived. A dropped rule was behind the leader *of its round*, which may since have
+        fallen behind another rule: its difference to the final leader can even be positive."""
         out: dict[str, dict[str, float | int | bool]] = {}
         for index, name in enumerate(self.env.rule_names):
             mean, se = self.paired_difference(index)

@@ -102,6 +102,8 @@ class Always:
 
 
 def cached(path: Path, settings: dict, compute) -> dict:
+    """The stored result at ``path`` when it was computed with ``settings``, else ``compute()`` stored there."""
+    settings = json.loads(json.dumps(settings))  # as stored: tuples become lists
     if path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("settings") == settings:
