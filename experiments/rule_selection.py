@@ -119,8 +119,9 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cli() -> int:
-    main(sys.argv[1:])
+def cli(argv: list[str] | None = None) -> int:
+    """The ``segal-select-rule`` command: exit status 0 (usage errors exit 2 from argparse)."""
+    main(argv)
     return 0
 
 

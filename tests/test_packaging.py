@@ -17,6 +17,7 @@ COMMANDS = {
     "segal-zoo": "experiments.zoo:main",
     "segal-request": "experiments.requests:main",
     "segal-merge-labels": "experiments.requests:merge_main",
+    "segal-select-rule": "experiments.rule_selection:cli",
 }
 
 
