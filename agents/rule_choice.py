@@ -189,18 +189,18 @@ class RuleSelection:
         se = float(np.std(diff, ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
         return float(diff.mean()), se
 
-    def summary(self) -> dict[str, dict[str, float | int | bool]]:
+    def summary(self) -> dict[str, dict[str, float | int | bool | None]]:
         """Per rule: episodes played, mean return, paired difference to the final leader over the episodes both
         played (mean, SE), survived. A dropped rule was behind the leader *of its round*, which may since have
         fallen behind another rule: its difference to the final leader can even be positive."""
-        out: dict[str, dict[str, float | int | bool]] = {}
+        out: dict[str, dict[str, float | int | bool | None]] = {}
         for index, name in enumerate(self.env.rule_names):
             mean, se = self.paired_difference(index)
             out[name] = {
                 "episodes": len(self.returns[index]),
                 "mean_return": float(np.mean(self.returns[index])) if self.returns[index] else float("nan"),
                 "minus_leader": mean,
-                "minus_leader_se": se,
+                "minus_leader_se": se if np.isfinite(se) else None,  # None: fewer than two shared episodes
                 "survived": index in self.alive,
             }
         return out

@@ -106,7 +106,8 @@ def table(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---|",
     ]
     for name, row in sorted(result["rules"].items(), key=lambda item: -item[1]["mean_return"]):
-        difference = f"{row['minus_leader']:+.2f} ({row['minus_leader_se']:.2f})" if row["episodes"] > 1 else "-"
+        se = row["minus_leader_se"]
+        difference = f"{row['minus_leader']:+.2f} ({se:.2f})" if se is not None else "-"
         lines.append(
             f"| {name} | {row['episodes']} | {row['mean_return']:.2f} | {difference} | "
             f"{'yes' if row['survived'] else 'no'} |"
