@@ -39,6 +39,7 @@ from stable_baselines3 import DQN, PPO
 import segal_env  # noqa: F401  (registers the ids)
 from agents.rule_choice import DEFAULT_RULES, RuleBandit, RuleChoiceWrapper, RuleSelection
 from experiments.benchmark.statistics import mean_se as _mean_se
+from experiments.episodes import play_episode
 from experiments.training import algorithm_defaults
 from segal_env.config import parse_key_values
 from segal_env.storage import atomic_write_json, atomic_write_text
@@ -79,15 +80,9 @@ def constant_rule(agent: Any, env: RuleChoiceWrapper) -> str | None:
 
 def test_episode(agent: Any, env: RuleChoiceWrapper, seed: int) -> dict:
     """One greedy test-mode episode: test mIoU at every evaluation budget and the share of steps per rule."""
-    obs, _ = env.reset(seed=seed)
-    scores, used, done = {}, [], False
-    while not done:
-        action = int(agent.predict(obs, deterministic=True)[0])
-        obs, _, terminated, truncated, info = env.step(action)
-        used.append(info["rule"])
-        if "test_miou" in info:
-            scores[str(info["regions_labeled"])] = 100 * float(info["test_miou"])
-        done = terminated or truncated
+    infos = play_episode(agent, env, seed).infos
+    scores = {str(i["regions_labeled"]): 100 * float(i["test_miou"]) for i in infos if "test_miou" in i}
+    used = [info["rule"] for info in infos]
     return {"seed": seed, "test_miou": scores, "rules": {r: used.count(r) / len(used) for r in sorted(set(used))}}
 
 
