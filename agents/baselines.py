@@ -100,12 +100,21 @@ class ConfidenceBaseline(_ExtraColumnBaseline):
     name = feature = "confidence"
 
 
-class ClassBalanceBaseline(EntropyBaseline):
-    """Entropy x expected rarity: prefers uncertain regions predicted to hold under-labelled classes.
+def expected_rarity(layout: FeatureLayout, obs: dict[str, np.ndarray], smoothing: float) -> np.ndarray:
+    """How under-labelled a candidate's predicted classes are: (..., K, N).
 
     rarity = sum_c hist_c / (labeled_fraction_c + smoothing), with hist the candidate's normalised
-    predicted-class histogram; ``smoothing`` bounds the weight of classes never labelled yet.
+    predicted-class histogram; ``smoothing`` bounds the weight of classes never labelled yet (1 / smoothing).
     """
+    hist = obs["candidates"][..., layout.class_hist]
+    hist = hist / np.maximum(hist.sum(axis=-1, keepdims=True), 1e-8)
+    weights = 1.0 / (obs["labeled_class_fraction"] + smoothing)  # (..., C)
+    return np.einsum("...knc,...c->...kn", hist, weights)
+
+
+class ClassBalanceBaseline(EntropyBaseline):
+    """Entropy x expected rarity (``expected_rarity``): prefers uncertain regions predicted to hold
+    under-labelled classes."""
 
     name = "class_balance"
 
@@ -114,11 +123,21 @@ class ClassBalanceBaseline(EntropyBaseline):
         self.smoothing = smoothing
 
     def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        hist = obs["candidates"][..., self.layout.class_hist]
-        hist = hist / np.maximum(hist.sum(axis=-1, keepdims=True), 1e-8)
-        weights = 1.0 / (obs["labeled_class_fraction"] + self.smoothing)  # (..., C)
-        rarity = np.einsum("...knc,...c->...kn", hist, weights)
-        return super().score(obs) * rarity
+        return super().score(obs) * expected_rarity(self.layout, obs, self.smoothing)
+
+
+class MarginBalanceBaseline(MarginBaseline):
+    """Margin x expected rarity (``expected_rarity``): class_balance with margin, the best single rule on both
+    data sets (docs/dqn.md), as the uncertainty term (needs "margin")."""
+
+    name = "margin_balance"
+
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = 0.05) -> None:
+        super().__init__(layout, seed)
+        self.smoothing = smoothing
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return super().score(obs) * expected_rarity(self.layout, obs, self.smoothing)
 
 
 BASELINES: dict[str, type[RegionScoreBaseline]] = {
@@ -130,5 +149,6 @@ BASELINES: dict[str, type[RegionScoreBaseline]] = {
         MarginBaseline,
         ConfidenceBaseline,
         ClassBalanceBaseline,
+        MarginBalanceBaseline,
     )
 }

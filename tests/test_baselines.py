@@ -5,7 +5,15 @@ import pytest
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents import BASELINES, ClassBalanceBaseline, EntropyBaseline, RandomBaseline, feature_layout, make_agent
+from agents import (
+    BASELINES,
+    ClassBalanceBaseline,
+    EntropyBaseline,
+    MarginBalanceBaseline,
+    RandomBaseline,
+    feature_layout,
+    make_agent,
+)
 from segal_env.layout import FeatureLayout
 
 from toy_env import ToyRegionEnv
@@ -29,10 +37,13 @@ def hand_built_obs(layout: FeatureLayout = LAYOUT) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("name", ["entropy", "bald", "margin", "confidence", "class_balance"])
+BALANCED_BASE = {"class_balance": "entropy", "margin_balance": "margin"}
+
+
+@pytest.mark.parametrize("name", ["entropy", "bald", "margin", "confidence", "class_balance", "margin_balance"])
 def test_score_baselines_pick_the_best_valid_candidate(name):
     obs = hand_built_obs()
-    column = LAYOUT.extra("entropy" if name == "class_balance" else name)
+    column = LAYOUT.extra(BALANCED_BASE.get(name, name))
     obs["candidates"][..., column] = SCORES
     actions, state = BASELINES[name](LAYOUT).predict(obs)
     np.testing.assert_array_equal(actions, EXPECTED)
@@ -53,20 +64,22 @@ def test_missing_extra_feature_names_the_env_kwarg(name):
         BASELINES[name](FeatureLayout(3, ("entropy",)))
 
 
-def test_class_balance_prefers_rare_classes():
+@pytest.mark.parametrize("cls", [ClassBalanceBaseline, MarginBalanceBaseline])
+def test_balanced_rules_prefer_rare_classes(cls):
+    uncertainty = LAYOUT.extra(BALANCED_BASE[cls.name])
     obs = hand_built_obs()
     obs["action_mask"][:] = 1.0
-    obs["candidates"][..., LAYOUT.extra("entropy")] = 0.4  # equal uncertainty everywhere
+    obs["candidates"][..., uncertainty] = 0.4  # equal uncertainty everywhere
     hist = np.zeros((2, 3, 3), np.float32)
     hist[:, 0, 0] = 1.0  # common class
     hist[:, 1, 1] = 1.0
     hist[:, 2, 2] = 1.0  # rarest labelled class
     obs["candidates"][..., LAYOUT.class_hist] = hist
     obs["labeled_class_fraction"] = np.array([0.8, 0.15, 0.05], np.float32)
-    np.testing.assert_array_equal(ClassBalanceBaseline(LAYOUT).predict(obs)[0], [2, 2])
-    # much higher entropy still wins over a rarer class: 1.0 / (0.15 + 0.05) > 0.4 / (0.05 + 0.05)
-    obs["candidates"][0, 1, LAYOUT.extra("entropy")] = 1.0
-    np.testing.assert_array_equal(ClassBalanceBaseline(LAYOUT).predict(obs)[0], [1, 2])
+    np.testing.assert_array_equal(cls(LAYOUT).predict(obs)[0], [2, 2])
+    # much higher uncertainty still wins over a rarer class: 1.0 / (0.15 + 0.05) > 0.4 / (0.05 + 0.05)
+    obs["candidates"][0, 1, uncertainty] = 1.0
+    np.testing.assert_array_equal(cls(LAYOUT).predict(obs)[0], [1, 2])
 
 
 def test_random_is_uniform_over_valid_candidates_and_seeded():
@@ -118,7 +131,7 @@ def test_make_agent_by_name_and_unknown_name():
     env = ToyRegionEnv(extra_features=("entropy",))
     assert feature_layout(env) is env.feature_layout
     assert isinstance(make_agent("class_balance", env), ClassBalanceBaseline)
-    with pytest.raises(ValueError, match="random, entropy, bald, margin, confidence, class_balance"):
+    with pytest.raises(ValueError, match="random, entropy, bald, margin, confidence, class_balance, margin_balance"):
         make_agent("wisdom", env)
     with pytest.raises(ValueError, match="reads the true labels"):  # an env without labels has no look-ahead
         make_agent("oracle", env)

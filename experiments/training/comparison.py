@@ -12,7 +12,7 @@ from agents import SinglePoolWrapper, make_agent
 from experiments.benchmark.statistics import mean_std
 from experiments.episodes import play_episode
 from experiments.training.config import RunConfig
-from experiments.training.envs import env_summary, eval_env_kwargs
+from experiments.training.envs import env_summary
 
 BASELINES_TO_COMPARE = ("random", "entropy", "margin")
 
@@ -33,9 +33,9 @@ def summarize(values: list[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "values": [float(v) for v in values]}
 
 
-def compare(config: RunConfig, model_path: Path, train_env: gym.Env) -> dict[str, Any]:
-    """Greedy trained agent vs the baselines, every policy on the same test-mode episode seeds."""
-    kwargs = eval_env_kwargs(config, train_env)
+def compare(config: RunConfig, model_path: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Greedy trained agent vs the baselines, every policy on the same test-mode episode seeds of the env
+    made with ``kwargs`` (``eval_env_kwargs``)."""
     base_env = gym.make(config.env_id, **kwargs)
     agent_env = SinglePoolWrapper(base_env) if config.algo == "DQN" else base_env
     seeds = [config.eval_seed + i for i in range(config.eval_episodes)]

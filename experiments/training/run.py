@@ -77,6 +77,9 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     if config.n_envs > 1:
         probe.reset(seed=config.seed)  # fills the start-network cache once, before the workers read it
     env = training_envs(config, probe)
+    resolved = env_summary(probe)
+    test_kwargs = eval_env_kwargs(config, probe)
+    del probe  # with --n-envs > 1 the workers hold their own envs: this one's data and networks are freed
     try:
         if resume_from is not None:
             model = load_checkpoint(config, env, resume_from)
@@ -88,7 +91,6 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     except ValueError as error:
         parser.error(f"cannot build {config.algo} for {config.env_id}: {error}")
 
-    resolved = env_summary(probe)
     record = {
         **config.to_dict(),
         "total_timesteps": total,
@@ -103,7 +105,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     eval_env = None
     if config.eval_freq:
         eval_env = monitored(
-            make_env(config.env_id, eval_env_kwargs(config, probe), config.algo),
+            make_env(config.env_id, test_kwargs, config.algo),
             out / "eval_monitor.csv",
             ("miou", "test_miou"),
             config.resume,
@@ -122,10 +124,8 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
 
     env.close()
     if not config.compare or config.eval_episodes == 0:
-        probe.close()
         return {}
-    comparison = compare(config, model_path, probe)
-    probe.close()
+    comparison = compare(config, model_path, test_kwargs)
     table = comparison_table(comparison)
     atomic_write_json(comparison, out / "comparison.json")
     atomic_write_text(table, out / "comparison.md")
