@@ -152,3 +152,7 @@ BASELINES: dict[str, type[RegionScoreBaseline]] = {
         MarginBalanceBaseline,
     )
 }
+
+DEFAULT_RULES = ("entropy", "margin", "confidence", "bald", "class_balance")
+"""The heuristics the look-ahead oracle and the rule choosers pick among by default (margin_balance came later and
+is opt-in, so that their measured tables stay reproducible)."""

@@ -17,10 +17,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.baselines import BASELINES, RegionScoreBaseline
+from agents.baselines import BASELINES, DEFAULT_RULES, RegionScoreBaseline
 from agents.masking import sample_valid
-
-DEFAULT_RULES = ("entropy", "margin", "confidence", "bald", "class_balance")
 
 
 class LookaheadOracle:

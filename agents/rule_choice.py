@@ -1,7 +1,6 @@
 """Choose the rule per state: an action space over heuristics instead of over regions.
 
-The best heuristic differs by data set (margin on synthetic, entropy and BALD on CamVid) and may differ
-by stage of an episode. ``RuleChoiceWrapper`` turns a SegAL env into a small problem that any SB3
+The best heuristic may differ by data set (a user cannot know it in advance) and by stage of an episode. ``RuleChoiceWrapper`` turns a SegAL env into a small problem that any SB3
 algorithm learns directly: at each step the agent picks *which rule* chooses this step's K regions
 (``Discrete(R)``), from a compact observation (``Box``) that describes what each rule would pick.
 ``RuleBandit`` is the simplest learned reference: one value per rule, no state.
@@ -16,9 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents.baselines import BASELINES, RegionScoreBaseline
-
-DEFAULT_RULES = ("entropy", "margin", "confidence", "bald", "class_balance")
+from agents.baselines import BASELINES, DEFAULT_RULES, RegionScoreBaseline
 
 
 class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
