@@ -1,8 +1,9 @@
 """Choose the rule per state: an action space over heuristics instead of over regions.
 
 The best heuristic may differ by data set (a user cannot know it in advance) and by stage of an episode.
-``RuleChoiceWrapper`` turns a SegAL env into a small problem that any SB3 algorithm learns directly: at each step the agent picks *which rule* chooses this step's K regions
-(``Discrete(R)``), from a compact observation (``Box``) that describes what each rule would pick.
+``RuleChoiceWrapper`` turns a SegAL env into a small problem that any SB3 algorithm learns directly: at each
+step the agent picks *which rule* chooses this step's K regions (``Discrete(R)``), from a compact observation
+(``Box``) that describes what each rule would pick.
 ``RuleBandit`` is the simplest learned reference: one value per rule, no state.
 """
 
