@@ -132,3 +132,17 @@ def test_train_refuses_a_folder_in_use(tmp_path, segal_cache, holder, capsys):
     err = capsys.readouterr().err
     assert "--out:" in err and f"in use by pid {owner.process.pid}" in err
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
+def test_segal_request_refuses_a_folder_in_use(tmp_path, holder, capsys):
+    from experiments.requests import main
+
+    out = tmp_path / "requests"
+    owner = holder(out)
+    argv = ["--images", str(tmp_path / "unlabeled"), "--labeled", str(tmp_path / "labeled"), "--class-names", "a", "b"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--train-model", "--budget", "8", "--region-size", "16", "16", "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out:" in err and f"in use by pid {owner.process.pid}" in err
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]

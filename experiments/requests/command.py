@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from agents import make_agent
+from experiments.folder_lock import FolderBusy, FolderLock
 from segal_env.config import DEFAULT_EXTRAS
 from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT
 from segal_env.data.io import IGNORE_INDEX
@@ -234,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     start = time.monotonic()
+    lock = FolderLock(args.out, "segal-request")
+    try:
+        lock.acquire()
+    except FolderBusy as error:
+        parser.error(f"--out: {error}")
     try:
         requests = request_labels(
             args.images,
@@ -261,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, FileNotFoundError, KeyError) as error:
         parser.error(f"{error} (after {time.monotonic() - start:.1f} s)")
+    finally:
+        lock.release()
     count = sum(len(image["regions"]) for image in requests["images"])
     root = requests["settings"]["document_root"]
     print(
