@@ -112,32 +112,29 @@ def expected_rarity(layout: FeatureLayout, obs: dict[str, np.ndarray], smoothing
     return np.einsum("...knc,...c->...kn", hist, weights)
 
 
-class ClassBalanceBaseline(EntropyBaseline):
-    """Entropy x expected rarity (``expected_rarity``): prefers uncertain regions predicted to hold
-    under-labelled classes."""
+class _RarityWeighted(RegionScoreBaseline):
+    """Mixin placed before a rule: that rule's score x ``expected_rarity``, so uncertain regions predicted to hold
+    under-labelled classes come first."""
+
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = 0.05) -> None:
+        super().__init__(layout, seed)
+        self.smoothing = smoothing
+
+    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return super().score(obs) * expected_rarity(self.layout, obs, self.smoothing)
+
+
+class ClassBalanceBaseline(_RarityWeighted, EntropyBaseline):
+    """Entropy x expected rarity."""
 
     name = "class_balance"
 
-    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = 0.05) -> None:
-        super().__init__(layout, seed)
-        self.smoothing = smoothing
 
-    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return super().score(obs) * expected_rarity(self.layout, obs, self.smoothing)
-
-
-class MarginBalanceBaseline(MarginBaseline):
-    """Margin x expected rarity (``expected_rarity``): class_balance with margin, the best single rule on both
-    data sets (docs/dqn.md), as the uncertainty term (needs "margin")."""
+class MarginBalanceBaseline(_RarityWeighted, MarginBaseline):
+    """Margin x expected rarity: class_balance with margin, the best single rule on both data sets
+    (docs/dqn.md), as the uncertainty term (needs "margin")."""
 
     name = "margin_balance"
-
-    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = 0.05) -> None:
-        super().__init__(layout, seed)
-        self.smoothing = smoothing
-
-    def score(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return super().score(obs) * expected_rarity(self.layout, obs, self.smoothing)
 
 
 BASELINES: dict[str, type[RegionScoreBaseline]] = {

@@ -58,7 +58,7 @@ def test_entropy_without_the_extra_uses_the_pooled_mean_entropy_map():
     np.testing.assert_array_equal(EntropyBaseline(layout).predict(obs)[0], EXPECTED)
 
 
-@pytest.mark.parametrize("name", ["bald", "margin", "confidence"])
+@pytest.mark.parametrize("name", ["bald", "margin", "confidence", "margin_balance"])
 def test_missing_extra_feature_names_the_env_kwarg(name):
     with pytest.raises(KeyError, match="extra_features"):
         BASELINES[name](FeatureLayout(3, ("entropy",)))
