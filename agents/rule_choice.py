@@ -122,12 +122,26 @@ class RuleSelection:
     same episode seeds pairs them, so what the seeds share cancels in the differences. Round ``r`` plays every
     surviving rule on episode seed ``seed + r``; from round ``min_rounds`` on, a rule whose mean paired
     difference to the leader (the highest mean return) is below zero by more than ``z`` standard errors is
-    dropped. ``predict`` is the leader's index. It reads only the env's reward (D_R), never the test split.
+    dropped. ``predict`` is the leader's index. It reads only the reward set (D_R), never the test split.
+
+    ``score`` is what an episode is worth: ``"return"``, its return (the D_R gain of the network fine-tuned
+    during the episode); ``"final"``, the D_R mIoU in points after the test mode's final training on the
+    episode's labels (``SegALEnv.reward_set_final_score``, one final training per episode), the measure the
+    benchmark reports, on the reward set.
     """
 
-    def __init__(self, env: RuleChoiceWrapper, min_rounds: int = 3, z: float = 2.0, seed: int = 0) -> None:
+    SCORES = ("return", "final")
+
+    def __init__(
+        self, env: RuleChoiceWrapper, min_rounds: int = 3, z: float = 2.0, seed: int = 0, score: str = "return"
+    ) -> None:
         if min_rounds < 2:
             raise ValueError(f"min_rounds must be >= 2 (a paired SE needs two episodes), got {min_rounds}")
+        if score not in self.SCORES:
+            raise ValueError(f"score must be one of {', '.join(self.SCORES)}, got {score!r}")
+        if score == "final" and not hasattr(env.unwrapped, "reward_set_final_score"):
+            raise ValueError("score='final' needs a SegAL env with labels (SegALEnv.reward_set_final_score)")
+        self.score = score
         self.env = env
         self.min_rounds = min_rounds
         self.z = z
@@ -171,6 +185,8 @@ class RuleSelection:
             _, reward, terminated, truncated, _ = self.env.step(rule)
             total += float(reward)
             done = terminated or truncated
+        if self.score == "final":
+            return 100.0 * self.env.unwrapped.reward_set_final_score(episode_seed)  # type: ignore[attr-defined]
         return total
 
     @property

@@ -1,10 +1,12 @@
 """``segal-select-rule``: which labelling rule to use on this data set, learned from the env's own reward.
 
-The best heuristic differs by data set (margin on the synthetic preset, entropy and BALD on CamVid), and a
-user should not have to know it in advance. This command plays every rule on the same train-mode episodes
-(pool D_T, reward on D_R: never the test split) and keeps dropping the rules that are behind the leader by
-more than ``--z`` paired standard errors (``agents.rule_choice.RuleSelection``). It prints the table and
-the chosen rule, which ``segal-request --policy`` and ``evaluate.py --policies`` take by name.
+The best heuristic may differ by data set, and a user should not have to know it in advance. This command
+plays every rule on the same train-mode episodes (pool D_T, scored on the reward set D_R: never the test split)
+and keeps dropping the rules that are behind the leader by more than ``--z`` paired standard errors
+(``agents.rule_choice.RuleSelection``). An episode scores its return (``--score return``, the D_R gain of the
+network fine-tuned during the episode) or the D_R mIoU after the test mode's final training on its labels
+(``--score final``: what the benchmark reports, at one final training per episode). It prints the table and the
+chosen rule, which ``segal-request --policy`` and ``evaluate.py --policies`` take by name.
 
     segal-select-rule                                              # synthetic preset, 40 episodes
     segal-select-rule --env SegAL-Folder-v0 --env-kwargs root=my_data --episodes 30 --out selection.json
@@ -38,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=40, help="train-mode episodes in all (default 40)")
     parser.add_argument("--min-rounds", type=int, default=3, help="rounds before any rule is dropped (default 3)")
     parser.add_argument("--z", type=float, default=2.0, help="drop a rule this many paired SE behind (default 2)")
+    parser.add_argument(
+        "--score",
+        choices=RuleSelection.SCORES,
+        default="return",
+        help="an episode's worth: its return (D_R gain, default) or the D_R mIoU after the final training",
+    )
     parser.add_argument("--seed", type=int, default=0, help="round r plays episode seed SEED + r (default 0)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS) first")
     parser.add_argument("--out", type=Path, help="JSON file of the selection, written after every round")
@@ -61,11 +69,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     try:
         env = RuleChoiceWrapper(gym.make(args.env, mode="train", **env_kwargs), rules=args.rules, seed=args.seed)
-        selection = RuleSelection(env, min_rounds=args.min_rounds, z=args.z, seed=args.seed)
+        selection = RuleSelection(env, min_rounds=args.min_rounds, z=args.z, seed=args.seed, score=args.score)
     except (gym.error.Error, TypeError, ValueError) as error:
         parser.error(f"cannot set up the selection on {args.env}: {error}")
     settings = {"env": args.env, "env_kwargs": env_kwargs, "rules": args.rules, "min_rounds": args.min_rounds}
-    settings.update(z=args.z, seed=args.seed)
+    settings.update(z=args.z, seed=args.seed, score=args.score)
     if args.out is not None and args.out.is_file():
         stored = json.loads(args.out.read_text())
         if stored.get("settings") != settings:
@@ -100,9 +108,10 @@ def record(selection: RuleSelection, settings: dict[str, Any]) -> dict[str, Any]
 
 
 def table(result: dict[str, Any]) -> str:
-    """The selection as markdown: per rule its episodes, mean return and paired difference to the leader."""
+    """The selection as markdown: per rule its episodes, mean score and paired difference to the leader."""
+    score = "mean D_R mIoU after the final training" if result["settings"].get("score") == "final" else "mean return"
     lines = [
-        "| rule | episodes | mean return (D_R points) | minus the leader (SE) | still in |",
+        f"| rule | episodes | {score} (D_R points) | minus the leader (SE) | still in |",
         "|---|---:|---:|---:|---|",
     ]
     for name, row in sorted(result["rules"].items(), key=lambda item: -item[1]["mean_return"]):

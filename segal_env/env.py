@@ -373,23 +373,36 @@ class SegALEnv(gym.Env):
 
     def _test_evaluation(self, seed: int) -> dict:
         """Test-split mIoU now; with final_training, after training the network further first (finetuning.final_training)."""
-        test, c = self.roles.test, self.config
-        if not c.final_training:
+        test = self.roles.test
+        if not self.config.final_training:
             result = self.trainer.evaluate(test.images, test.labels)
             return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
+        miou, per_class = self._final_score(test.images, test.labels, seed)
+        return {"test_miou": miou, "test_per_class_iou": per_class}
+
+    def _final_score(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[float, list[float]]:
+        """mIoU and per-class IoU on ``images`` after the final training (``final_spec``) on the labels so far."""
         spec = self.final_spec()
-        miou, per_class = final_test_score(
+        return final_test_score(
             self.trainer,
             self.data.everything(),
-            test.images,
-            test.labels,
+            images,
+            labels,
             self._optim(),
             spec,
             self.crop_size,
-            spec.seeds(seed, c.checkpoint_seed),
+            spec.seeds(seed, self.config.checkpoint_seed),
             self._start_state,
         )
-        return {"test_miou": miou, "test_per_class_iou": per_class}
+
+    def reward_set_final_score(self, seed: int) -> float:
+        """D_R mIoU after the test mode's final training (``final_*`` settings, seeded by ``seed``) on the labels
+        acquired so far; the network is restored. What the labels are worth to a final training, scored on the
+        reward set, never the test split: a rule can be chosen by the measure the benchmark reports
+        (``agents.rule_choice.RuleSelection(score="final")``)."""
+        if not self._ready:
+            raise RuntimeError("call reset() before reward_set_final_score()")
+        return self._final_score(self._reward_images, self._reward_labels, seed)[0]
 
     def _info(self, extra: dict) -> dict:
         labeled_hist = self.observer.pool_class_histograms[self.labeled.labeled_ids()].sum(0)

@@ -94,3 +94,17 @@ def test_rule_selection_scores_each_rule_by_its_episode_return(env):
     plain = play_episode(make_agent("margin", env), env, seed=4)
     assert selection.returns[1][1] == pytest.approx(plain.total_reward) and selection.alive == [0, 1]
     assert selection.leader == int(np.argmax([np.mean(r) for r in selection.returns]))
+
+
+def test_rule_selection_can_score_an_episode_by_the_final_training_on_the_reward_set(env):
+    wrapped = RuleChoiceWrapper(env, rules=("entropy", "margin"))
+    selection = RuleSelection(wrapped, seed=3, score="final").learn(2)
+    plain = play_episode(make_agent("margin", env), env, seed=3)
+    final = env.unwrapped.reward_set_final_score(3)
+    assert env.unwrapped.reward_set_final_score(3) == final  # the network is restored after the final training
+    assert selection.returns[1][0] == pytest.approx(100 * final)
+    assert selection.returns[1][0] != pytest.approx(plain.total_reward)  # a level after training, not a gain
+    with pytest.raises(ValueError, match="score must be one of return, final"):
+        RuleSelection(wrapped, score="test")
+    with pytest.raises(ValueError, match="needs a SegAL env with labels"):
+        RuleSelection(ScriptedRules([0.0, 1.0]), score="final")  # type: ignore[arg-type]
