@@ -283,6 +283,15 @@ def test_unknown_policy_is_an_error(tmp_path, cache_dir):
     assert not (tmp_path / "x" / "runs").exists()  # nothing ran
 
 
+def test_a_reference_without_results_is_refused_before_any_run(tmp_path, cache_dir, capsys):
+    out = tmp_path / "ref"
+    assert main(tiny_args(out, cache_dir, "--reference", "entropy", policies=["random"])) == 2
+    err = capsys.readouterr().err
+    assert "--reference 'entropy' is neither in --policies (random) nor among the results" in err
+    assert "add it to --policies or drop --reference" in err
+    assert not (out / "runs").exists()  # nothing ran
+
+
 def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path, capsys):
     assert main(["--device", "tpu", "--out", str(tmp_path / "b")]) == 2
     assert "--device: device='tpu' is not a torch device; use device='auto'" in capsys.readouterr().err

@@ -205,8 +205,21 @@ def _main(args: argparse.Namespace, console: Console) -> int:
         lock.release()
 
 
+def check_reference(reference: str | None, policies: list[str], out: Path) -> None:
+    """``--reference`` must name a policy of this command or one with results in ``out``: say so before any run."""
+    if reference is None or reference in policies:
+        return
+    stored = sorted({record["policy"] for record in load_results(out)})
+    if reference not in stored:
+        raise UsageError(
+            f"--reference {reference!r} is neither in --policies ({', '.join(policies)}) nor among the results "
+            f"in {out}/runs ({', '.join(stored) or 'none'}): add it to --policies or drop --reference"
+        )
+
+
 def _run(args: argparse.Namespace, config: Config, console: Console) -> int:
     """The benchmark proper, with the output folder locked (``experiments.folder_lock``)."""
+    check_reference(args.reference, [] if args.aggregate_only else list(config.policies), config.out)
     if args.aggregate_only:
         manifest_path = config.out / "benchmark.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
