@@ -76,7 +76,7 @@ class ScriptedRules(gym.Env):
 
 def test_rule_selection_pairs_episodes_and_drops_a_worse_rule_after_min_rounds():
     env = ScriptedRules([0.0, 1.0, 0.9])
-    selection = RuleSelection(env, min_rounds=3, seed=7).learn(30)  # type: ignore[arg-type]
+    selection = RuleSelection(env, min_rounds=3, seed=7, score="return").learn(30)  # type: ignore[arg-type]
     # every round plays each surviving rule on the same episode seed
     assert sorted(env.seeds[:3]) == [(0, 7), (1, 7), (2, 7)] and sorted(env.seeds[3:6]) == [(0, 8), (1, 8), (2, 8)]
     # rules 0 and 2 are 1 and 0.1 below the leader on every paired episode (SE 0): both dropped after 3 rounds
@@ -85,12 +85,14 @@ def test_rule_selection_pairs_episodes_and_drops_a_worse_rule_after_min_rounds()
     assert selection.paired_difference(2)[0] == pytest.approx(-0.1)
     assert sum(s["episodes"] for s in selection.summary().values()) <= 30
     with pytest.raises(ValueError, match="min_rounds"):
-        RuleSelection(env, min_rounds=1)  # type: ignore[arg-type]
+        RuleSelection(env, min_rounds=1, score="return")  # type: ignore[arg-type]
 
 
 def test_rule_selection_scores_each_rule_by_its_episode_return(env):
     wrapped = RuleChoiceWrapper(env, rules=("entropy", "margin"))
-    selection = RuleSelection(wrapped, seed=3).learn(4)  # two rounds of two rules: below min_rounds, no elimination
+    selection = RuleSelection(wrapped, seed=3, score="return").learn(
+        4
+    )  # two rounds of two rules: below min_rounds, no elimination
     plain = play_episode(make_agent("margin", env), env, seed=4)
     assert selection.returns[1][1] == pytest.approx(plain.total_reward) and selection.alive == [0, 1]
     assert selection.leader == int(np.argmax([np.mean(r) for r in selection.returns]))
