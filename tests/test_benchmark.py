@@ -290,6 +290,8 @@ def test_a_reference_without_results_is_refused_before_any_run(tmp_path, cache_d
     assert "--reference 'entropy' is neither in --policies (random) nor among the results" in err
     assert "add it to --policies or drop --reference" in err
     assert not (out / "runs").exists()  # nothing ran
+    assert main(["--aggregate-only", "--reference", "entropy", "--out", str(out)]) == 2
+    assert "--reference 'entropy' is not among the results" in capsys.readouterr().err
 
 
 def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path, capsys):

@@ -211,9 +211,10 @@ def check_reference(reference: str | None, policies: list[str], out: Path) -> No
         return
     stored = sorted({record["policy"] for record in load_results(out)})
     if reference not in stored:
+        where = f"neither in --policies ({', '.join(policies)}) nor" if policies else "not"
         raise UsageError(
-            f"--reference {reference!r} is neither in --policies ({', '.join(policies)}) nor among the results "
-            f"in {out}/runs ({', '.join(stored) or 'none'}): add it to --policies or drop --reference"
+            f"--reference {reference!r} is {where} among the results in {out}/runs ({', '.join(stored) or 'none'}): "
+            f"{'add it to --policies or ' if policies else ''}drop --reference"
         )
 
 
