@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -360,6 +361,43 @@ def test_missing_folder_names_it_and_the_layout(tmp_path):
     (root / "testannot").rmdir()
     with pytest.raises(FileNotFoundError, match=r"testannot[\s\S]*expected layout"):
         load_splits("camvid", root=root)
+
+
+@pytest.fixture(scope="module")
+def camvid_pack():
+    """benchmarks/camvid_pack.py (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(
+        "camvid_pack", Path(__file__).parents[1] / "benchmarks/camvid_pack.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_packed_camvid_unpacks_to_the_same_names_and_exact_labels(tmp_path, camvid_pack):
+    """benchmarks/camvid_pack.py: the JPEG pack that travels to a GPU machine loads like the original."""
+    original = write_camvid_tree(tmp_path / "original", height=24, width=32)
+    across, down = torch.arange(32).expand(24, 32) * 8, torch.arange(24).view(24, 1).expand(24, 32) * 10
+    # smooth, photo-like images: JPEG garbles the per-pixel noise of write_camvid_tree's images
+    for image in original.glob("*/*.png"):
+        if not image.parent.name.endswith("annot"):
+            write_png(torch.stack([across, down, 255 - across]).to(torch.uint8), str(image))
+    (original / "ralis_splits.json").write_text("{}")
+    camvid_pack.pack(original, tmp_path / "pack", quality=95, workers=1)
+    assert not list((tmp_path / "pack").rglob("train/*.png"))  # the images travel as JPEG
+    camvid_pack.unpack(tmp_path / "pack", tmp_path / "unpacked", workers=1)
+    assert (tmp_path / "unpacked" / "ralis_splits.json").read_text() == "{}"
+    before, after = load_splits("camvid", root=original), load_splits("camvid", root=tmp_path / "unpacked")
+    for split in ("train", "val", "test"):
+        assert after[split].names == before[split].names
+        assert torch.equal(after[split].labels, before[split].labels)
+        assert (after[split].images.int() - before[split].images.int()).abs().float().mean() < 3
+
+
+def test_packing_refuses_a_folder_without_the_segnet_layout(tmp_path, camvid_pack):
+    (tmp_path / "train").mkdir()
+    with pytest.raises(SystemExit, match="missing folder.*trainannot"):
+        camvid_pack.pack(tmp_path, tmp_path / "pack", quality=95, workers=1)
 
 
 def test_missing_root_names_it(tmp_path):
