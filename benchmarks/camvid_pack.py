@@ -1,6 +1,6 @@
 """Pack CamVid into a copy small enough to send to a remote GPU machine, and unpack it there.
 
-    python benchmarks/camvid_pack.py pack ../shared/data/camvid .camvid-pack      # 182 MB -> about 40 MB
+    python benchmarks/camvid_pack.py pack ../shared/data/camvid .camvid-pack      # 182 MB -> 51 MiB
     python benchmarks/camvid_pack.py unpack .camvid-pack /tmp/camvid             # the SegNet layout again
 
 The SegNet copy stores its 701 RGB images as PNG (177 MB). The pack stores them as JPEG (quality 95 by

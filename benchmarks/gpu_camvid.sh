@@ -36,7 +36,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
     > "$WORK/out/machine.txt" 2>&1
 cat "$WORK/out/machine.txt"
 
-[ -d "$WORK/camvid" ] || section unpack 60 python3 benchmarks/camvid_pack.py unpack "$PACK" "$WORK/camvid"
+[ -f "$WORK/camvid/ralis_splits.json" ] || section unpack 60 python3 benchmarks/camvid_pack.py unpack "$PACK" "$WORK/camvid"
 step=(python3 benchmarks/env_step.py --camvid "$WORK/camvid" --skip-synthetic --device cuda --steps 12)
 section step_full_train 150 "${step[@]}" --camvid-scale 1.0 --mode train --out "$WORK/out/env_step_full_train"
 section step_full_test 80 "${step[@]}" --camvid-scale 1.0 --mode test --out "$WORK/out/env_step_full_test"
