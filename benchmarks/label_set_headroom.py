@@ -52,7 +52,7 @@ class RandomSwitch:
         return np.array(self.rng.integers(self.n_rules)), state
 
 
-def score_member(agent: Any, env, seed: int, budget: int) -> dict:
+def score_member(agent: Any, env, seed: int) -> dict:
     """Play one test-mode episode; the test and D_R mIoU (%) of its label set after the final training."""
     infos = play_episode(agent, env, seed).infos
     used = [info["rule"] for info in infos]
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
             path = out / f"{name}_seed{seed}_{key}.json"
             settings = {**base, "member": name, "seed": seed}
             members.setdefault(seed, {})[name] = cached(
-                path, settings, lambda agent=agent: score_member(agent, env, seed, args.budget)
+                path, settings, lambda agent=agent: score_member(agent, env, seed)
             )
             print(f"seed {seed} {name}: test {members[seed][name]['test']:.2f}", flush=True)
     summary = summarise(members, args.reference)
