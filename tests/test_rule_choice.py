@@ -90,9 +90,8 @@ def test_rule_selection_pairs_episodes_and_drops_a_worse_rule_after_min_rounds()
 
 def test_rule_selection_scores_each_rule_by_its_episode_return(env):
     wrapped = RuleChoiceWrapper(env, rules=("entropy", "margin"))
-    selection = RuleSelection(wrapped, seed=3, score="return").learn(
-        4
-    )  # two rounds of two rules: below min_rounds, no elimination
+    # two rounds of two rules: below min_rounds, no elimination
+    selection = RuleSelection(wrapped, seed=3, score="return").learn(4)
     plain = play_episode(make_agent("margin", env), env, seed=4)
     assert selection.returns[1][1] == pytest.approx(plain.total_reward) and selection.alive == [0, 1]
     assert selection.leader == int(np.argmax([np.mean(r) for r in selection.returns]))
