@@ -6,8 +6,9 @@ D_R gain the look-ahead oracle maximises. For every test-mode episode seed it la
 - every rule of ``--rules`` alone (constant), and
 - ``--switching`` sequences that draw the rule of each step uniformly at random among ``--rules``,
 
-and scores each label set twice, after the same final training: on the test split and on the reward set D_R
-(``SegALEnv.reward_set_final_score``). Per seed it reports, against margin's label set:
+and scores each label set's network after the final training on the test split and on the reward set D_R
+(the env's ``info["reward_set_final_miou"]``: the same trained network, one training per set). Per seed it
+reports, against margin's label set:
 
 - **best by test** - margin: the best member's test score, an upper bound on what choosing among these label
   sets could give (it reads the test split: an oracle, never a policy);
@@ -53,12 +54,12 @@ class RandomSwitch:
 
 
 def score_member(agent: Any, env, seed: int) -> dict:
-    """Play one test-mode episode; the test and D_R mIoU (%) of its label set after the final training."""
+    """Play one test-mode episode; the test and D_R mIoU (%) of its label set's network after the final training."""
     infos = play_episode(agent, env, seed).infos
     used = [info["rule"] for info in infos]
     return {
         "test": 100 * float(infos[-1]["test_miou"]),
-        "reward_set": 100 * env.unwrapped.reward_set_final_score(seed),
+        "reward_set": 100 * float(infos[-1]["reward_set_final_miou"]),
         "regions": int(infos[-1]["regions_labeled"]),
         "rules": {r: used.count(r) / len(used) for r in sorted(set(used))},
     }
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
     env = wrapped_env(args.env, {**test_kwargs, "final_training": True}, rules, seed=0)  # checks settings first
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = {"env": args.env, "env_kwargs": test_kwargs, "rules": rules, "threads": args.threads}
+    # "reward_set": how the D_R score is measured; before it named the scored network, D_R had a training of its own
+    base = {"env": args.env, "env_kwargs": test_kwargs, "rules": rules, "threads": args.threads, "reward_set": "scored"}
     key = hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:8]
     agents: dict[str, Any] = {rule: Always(i) for i, rule in enumerate(rules)}
     members: dict[int, dict[str, dict]] = {}

@@ -38,7 +38,7 @@ from experiments.benchmark.statistics import mean_std, paired_difference
 from experiments.episodes import play_episode
 from segal_env.config import parse_env_settings
 from segal_env.env import StepDraws
-from segal_env.finetuning import FinalTraining, final_test_score
+from segal_env.finetuning import FinalTraining, final_scores
 from segal_env.pools import chosen_regions
 from segal_env.storage import atomic_write_json, atomic_write_text
 
@@ -67,11 +67,10 @@ def score(env, name: str, episode_seed: int, fixed_seed: int | None = None) -> f
     spec = spec_of(env, name)
     test = env.roles.test
     fixed = env.config.checkpoint_seed if fixed_seed is None else fixed_seed
-    miou, _ = final_test_score(
+    [(miou, _)] = final_scores(
         env.trainer,
         env.data.everything(),
-        test.images,
-        test.labels,
+        [(test.images, test.labels)],
         env._optim(),
         spec,
         env.config.crop_size,

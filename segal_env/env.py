@@ -25,7 +25,7 @@ from gymnasium import spaces
 
 from .config import RENDER_MODES, EnvConfig, resolve_env_config
 from .data import ALRoles, cached_roles
-from .finetuning import FinalTraining, LabeledData, final_test_score, finetune
+from .finetuning import FinalTraining, LabeledData, final_scores, finetune
 from .layout import FeatureLayout
 from .models import BUILT_IN_MODELS, SegmentationNet, build_model, check_output_contract, model_name
 from .observation import Observer
@@ -372,22 +372,33 @@ class SegALEnv(gym.Env):
         return FinalTraining(c.final_steps, c.final_start, c.final_average, c.final_repeats, c.final_seed)
 
     def _test_evaluation(self, seed: int) -> dict:
-        """Test-split mIoU now; with final_training, after training the network further first (finetuning.final_training)."""
+        """Test-split mIoU now; with final_training, after training the network further first (finetuning.final_training).
+
+        ``reward_set_final_miou`` is the reward set's mIoU of the same network the test score comes from, so a
+        chooser that may only read D_R judges exactly what the benchmark reports (the current network's D_R
+        mIoU without final training)."""
         test = self.roles.test
         if not self.config.final_training:
             result = self.trainer.evaluate(test.images, test.labels)
-            return {"test_miou": result.miou, "test_per_class_iou": result.per_class_iou}
-        miou, per_class = self._final_score(test.images, test.labels, seed)
-        return {"test_miou": miou, "test_per_class_iou": per_class}
+            return {
+                "test_miou": result.miou,
+                "test_per_class_iou": result.per_class_iou,
+                "reward_set_final_miou": self._miou,
+            }
+        (miou, per_class), (reward_set_miou, _) = self._final_scores(
+            [(test.images, test.labels), (self._reward_images, self._reward_labels)], seed
+        )
+        return {"test_miou": miou, "test_per_class_iou": per_class, "reward_set_final_miou": reward_set_miou}
 
-    def _final_score(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[float, list[float]]:
-        """mIoU and per-class IoU on ``images`` after the final training (``final_spec``) on the labels so far."""
+    def _final_scores(
+        self, eval_sets: Sequence[tuple[torch.Tensor, torch.Tensor]], seed: int
+    ) -> list[tuple[float, list[float]]]:
+        """mIoU and per-class IoU on each (images, labels) after the final training (``final_spec``) on the labels so far."""
         spec = self.final_spec()
-        return final_test_score(
+        return final_scores(
             self.trainer,
             self.data.everything(),
-            images,
-            labels,
+            eval_sets,
             self._optim(),
             spec,
             self.crop_size,
@@ -399,10 +410,11 @@ class SegALEnv(gym.Env):
         """D_R mIoU after the test mode's final training (``final_*`` settings, seeded by ``seed``) on the labels
         acquired so far; the network is restored. What the labels are worth to a final training, scored on the
         reward set, never the test split: a rule can be chosen by the measure the benchmark reports
-        (``agents.rule_choice.RuleSelection(score="final")``)."""
+        (``agents.rule_choice.RuleSelection(score="final")``). A test-mode step reports the same for the network
+        it scores on test (``info["reward_set_final_miou"]``)."""
         if not self._ready:
             raise RuntimeError("call reset() before reward_set_final_score()")
-        return self._final_score(self._reward_images, self._reward_labels, seed)[0]
+        return self._final_scores([(self._reward_images, self._reward_labels)], seed)[0][0]
 
     def _info(self, extra: dict) -> dict:
         labeled_hist = self.observer.pool_class_histograms[self.labeled.labeled_ids()].sum(0)

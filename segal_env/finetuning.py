@@ -9,7 +9,7 @@ contain); the schedules below choose which samples each step trains on (docs/al_
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,26 +177,29 @@ class FinalTraining:
         return [base + 7919 * r for r in range(self.repeats)]
 
 
-def final_test_score(
+def final_scores(
     trainer: SegTrainer,
     samples: Samples,
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
+    eval_sets: Sequence[tuple[torch.Tensor, torch.Tensor]],
     optim: OptimConfig,
     spec: FinalTraining,
     crop_size: tuple[int, int],
     seeds: list[int],
     start_state: dict,
-) -> tuple[float, list[float]]:
-    """Test mIoU and per-class IoU of ``samples`` under ``spec``: the mean over one final training per seed."""
-    mious, per_class = [], []
+) -> list[tuple[float, list[float]]]:
+    """mIoU and per-class IoU of ``samples`` under ``spec`` on each (images, labels) of ``eval_sets``: the mean
+    over one final training per seed. Every set is scored by the same trained networks, so a score on the
+    reward set judges exactly the network whose test score is reported, at the cost of one evaluation."""
+    mious: list[list[float]] = [[] for _ in eval_sets]
+    per_class: list[list[list[float]]] = [[] for _ in eval_sets]
     initial = start_state if spec.start == "start" else None
     for seed in seeds:
         with final_training(trainer, samples, optim, spec.steps, crop_size, seed, initial, spec.average) as trained:
-            result = trained.evaluate(test_images, test_labels)
-        mious.append(result.miou)
-        per_class.append(result.per_class_iou)
-    return float(np.mean(mious)), np.mean(per_class, axis=0).tolist()
+            for i, (images, labels) in enumerate(eval_sets):
+                result = trained.evaluate(images, labels)
+                mious[i].append(result.miou)
+                per_class[i].append(result.per_class_iou)
+    return [(float(np.mean(m)), np.mean(c, axis=0).tolist()) for m, c in zip(mious, per_class)]
 
 
 @contextlib.contextmanager

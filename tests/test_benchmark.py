@@ -104,6 +104,7 @@ def test_serial_benchmark_writes_results_tables_and_plots(serial_out):
     n_classes = len(record["class_names"])
     for entry in record["entries"]:
         assert 0.0 <= entry["test_miou"] <= 1.0 and 0.0 <= entry["reward_set_miou"] <= 1.0
+        assert entry["reward_set_final_miou"] == entry["reward_set_miou"]  # no final training: the episode's network
         assert len(entry["test_per_class_iou"]) == n_classes
         assert len(entry["labeled_pixels_per_class"]) == n_classes and sum(entry["labeled_pixels_per_class"]) > 0
     # more regions labeled -> at least as many labeled pixels per class

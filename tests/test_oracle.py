@@ -107,6 +107,28 @@ def test_fixed_seed_scoring_gives_identical_numbers_twice_and_ignores_the_episod
     assert e._test_evaluation(seed=1) == e._test_evaluation(seed=1)
 
 
+def test_the_reward_set_score_judges_the_network_scored_on_test(tiny):
+    """info["reward_set_final_miou"] comes from the same final training as test_miou: it equals a separate D_R
+    final training under fixed seeds, and scoring D_R beside test leaves the test score as it was."""
+    env = make(tiny, mode="test", final_training=True, final_start="start", final_seed="fixed", final_steps=4)
+    env.reset(seed=0)
+    u = env.unwrapped
+    action = np.zeros(u.config.num_pools, dtype=np.int64)
+    while True:
+        _, _, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    assert info["reward_set_final_miou"] == u.reward_set_final_score(seed=123)  # fixed seeds: the episode's is ignored
+    test = u.roles.test
+    [(test_alone, _)] = u._final_scores([(test.images, test.labels)], seed=1)
+    assert test_alone == info["test_miou"]
+    # without final training it is the episode's own D_R mIoU
+    plain = make(tiny, mode="test", eval_budgets=[u.config.num_pools])
+    plain.reset(seed=0)
+    _, _, _, _, info = plain.step(action)
+    assert "test_miou" in info and info["reward_set_final_miou"] == info["miou"]
+
+
 def test_stochastic_weight_averaging_changes_the_evaluated_weights(tiny):
     env = make(tiny, mode="test", final_training=True, final_steps=6)
     env.reset(seed=0)

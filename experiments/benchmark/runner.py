@@ -190,6 +190,10 @@ def describe_differences(differences: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in differences.items())
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
     """Run one (policy, seed) episode to the largest budget and return its result record.
 
@@ -228,6 +232,8 @@ def run_episode(spec: RunSpec, progress: ProgressFn | None = None) -> dict:
                         "test_per_class_iou": [float(v) for v in info["test_per_class_iou"]],
                         "reward_set_miou": float(info["miou"]),
                         "reward_set_per_class_iou": [float(v) for v in info["per_class_iou"]],
+                        # D_R mIoU of the network scored on test (after the final training), where the env says
+                        "reward_set_final_miou": _optional_float(info.get("reward_set_final_miou")),
                         "labeled_pixels_per_class": [int(v) for v in info["labeled_pixels_per_class"]],
                         "elapsed_s": time.perf_counter() - wall0,
                     }
