@@ -1,0 +1,40 @@
+"""benchmarks/final_training_floor.py: the zero-region floor is the env's own quiet score of the start set."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import segal_env  # noqa: F401
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def floor():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import final_training_floor
+
+        yield final_training_floor
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_the_floor_equals_the_quiet_test_score_of_no_regions_and_refuses_a_labeled_env(
+    floor, tiny_kwargs, one_torch_thread
+):
+    quiet = {"final_training": True, "final_start": "start", "final_seed": "fixed", "mode": "test"}
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, **quiet, "device": "cpu"})
+    env.reset(seed=0)
+    u = env.unwrapped
+    [(test, reward_set)] = floor.floor_scores(env, [u.config.checkpoint_seed])
+    scored = u._test_evaluation(seed=5)  # the fixed seed: the episode's draw is ignored
+    assert test == pytest.approx(100 * scored["test_miou"], abs=1e-9)
+    assert reward_set == pytest.approx(100 * scored["reward_set_final_miou"], abs=1e-9)
+    u.labeled.mark(u.pools[:, 0].clone())
+    with pytest.raises(ValueError, match="labeled regions"):
+        floor.floor_scores(env, [0])
