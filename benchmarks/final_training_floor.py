@@ -25,31 +25,21 @@ import torch
 
 import segal_env  # noqa: F401  (registers the ids)
 from segal_env.config import parse_key_values
-from segal_env.finetuning import FinalTraining, final_scores
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
 def floor_scores(env: gym.Env, seeds: list[int]) -> list[tuple[float, float]]:
-    """(test, D_R) mIoU in % after one quiet final training per seed on the start set alone."""
+    """(test, D_R) mIoU in % after the env's own final training, one per seed, on the start set alone."""
     u = env.unwrapped
     if u.labeled.count:
         raise ValueError(f"the env has {u.labeled.count} labeled regions; the floor is for a fresh reset()")
-    spec = FinalTraining(u.config.final_steps, start="start", seed="episode")
-    test = u.roles.test
-    scores = []
-    for seed in seeds:
-        (t, _), (r, _) = final_scores(
-            u.trainer,
-            u.data.everything(),
-            [(test.images, test.labels), (u._reward_images, u._reward_labels)],
-            u._optim(),
-            spec,
-            u.crop_size,
-            [seed],
-            u._start_state,
+    if (u.config.final_start, u.config.final_seed) != ("start", "episode"):
+        raise ValueError(
+            f"final_start={u.config.final_start!r}, final_seed={u.config.final_seed!r}: the floor needs "
+            "final_start='start' (a zero-region state) and final_seed='episode' (so that each seed counts)"
         )
-        scores.append((100 * t, 100 * r))
-    return scores
+    sets = [(u.roles.test.images, u.roles.test.labels), (u._reward_images, u._reward_labels)]
+    return [(100 * t, 100 * r) for (t, _), (r, _) in (u._final_scores(sets, seed) for seed in seeds)]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -63,7 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.repeats < 2:
         parser.error(f"--repeats {args.repeats}: give 2 or more seeds so that the sd is defined")
     torch.set_num_threads(args.threads)
-    kwargs = {**parse_key_values(args.env_kwargs, "--env-kwargs"), "mode": "test", "final_training": True}
+    kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    if kwargs.get("final_start", "start") != "start":
+        parser.error(f"final_start={kwargs['final_start']!r}: the floor is the quiet scoring's, from the start network")
+    # the seeds are given here (the env's fixed seed, then --repeats others), so the env takes them as given
+    kwargs = {**kwargs, "mode": "test", "final_training": True, "final_start": "start", "final_seed": "episode"}
     env = gym.make(args.env, **kwargs)
     env.reset(seed=0)
     u = env.unwrapped
