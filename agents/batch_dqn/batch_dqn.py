@@ -236,7 +236,7 @@ class BatchDQN(OffPolicyAlgorithm):
             self.q_net.train(False)
             next_actions = masked_argmax(self.q_net(next_obs), next_obs["action_mask"])
             self.q_net.train(training)
-            next_q = self.q_net_target(next_obs).gather(2, next_actions.unsqueeze(2)).squeeze(2)
+            next_q = self.q_net_target.fitted(next_obs).gather(2, next_actions.unsqueeze(2)).squeeze(2)
             return rewards + (1.0 - dones) * self.gamma * next_q
 
     def train(self, gradient_steps: int, batch_size: int = 16) -> None:
@@ -249,7 +249,7 @@ class BatchDQN(OffPolicyAlgorithm):
             pools = th.as_tensor(np.random.randint(num_pools, size=batch_size), device=self.device)
             target = self.td_target(data.rewards, data.dones, select_pools(data.next_observations, pools))
             actions = data.actions.long().gather(1, pools.unsqueeze(1))
-            q_values = self.q_net(select_pools(data.observations, pools)).squeeze(1)
+            q_values = self.q_net.fitted(select_pools(data.observations, pools)).squeeze(1)
             loss = F.smooth_l1_loss(q_values.gather(1, actions), target)
             losses.append(loss.item())
 
