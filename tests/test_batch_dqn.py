@@ -282,14 +282,17 @@ def test_rejects_other_action_spaces():
         small_model(batch_size=1)
 
 
-def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(tiny_kwargs, tmp_path, one_torch_thread):
+@pytest.mark.parametrize("prior_in_loss", [True, False])
+def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(
+    tiny_kwargs, tmp_path, one_torch_thread, prior_in_loss
+):
     """Start from the best rule: Q = margin's score + a learned correction that starts at zero."""
     import gymnasium as gym
 
     from experiments.episodes import play_episode
 
     env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu"})
-    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="margin"), seed=0)
+    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="margin", prior_in_loss=prior_in_loss), seed=0)
     assert model.policy.q_net.prior_column == env.unwrapped.feature_layout.extra("margin")
     agent_picks, margin_picks = [], []
     margin = make_agent("margin", env)
@@ -307,6 +310,44 @@ def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(tiny_kwargs, 
     model.save(tmp_path / "prior")
     loaded = make_agent(str(tmp_path / "prior.zip"), env)
     assert loaded.policy.q_net.prior_column == model.policy.q_net.prior_column
+    assert loaded.policy.q_net.prior_in_loss is prior_in_loss
     narrow = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu", "extra_features": ["entropy"]})
     with pytest.raises(ValueError, match="extra_features"):
         BatchDQN("RegionQPolicy", narrow, policy_kwargs=dict(prior="margin"))
+
+
+@pytest.mark.parametrize("prior_in_loss", [True, False])
+def test_a_prior_kept_out_of_the_loss_biases_the_pick_but_not_the_fit(prior_in_loss):
+    """prior_in_loss=False: the TD loss never sees the prior, so its scale cannot change what is learned
+    (a fitted prior is cancelled by the correction where rewards do not scale with it)."""
+    env = ToyRegionEnv()
+    models = [
+        small_model(
+            env,
+            seed=0,
+            learning_starts=100,  # collect only: both networks keep their (identical) initial weights
+            policy_kwargs={**SMALL_NET, "prior_column": 0, "prior_scale": scale, "prior_in_loss": prior_in_loss},
+        )
+        for scale in (1.0, 100.0)
+    ]
+    models[0].learn(16)
+    models[1]._setup_learn(16)
+    models[1].replay_buffer = models[0].replay_buffer  # the same transitions for both scales
+    obs = {key: th.as_tensor(value) for key, value in sample_obs(env, 8, seed=3).items()}
+    prior = obs["candidates"][..., 0]
+    for model in models:
+        model.policy.set_training_mode(False)
+    before = [model.q_net.fitted(obs) for model in models]
+    th.testing.assert_close(models[1].q_net(obs) - models[0].q_net(obs), 99.0 * prior, atol=1e-3, rtol=0)
+    for model in models:
+        np.random.seed(7)
+        model.train(gradient_steps=3, batch_size=8)
+        model.policy.set_training_mode(False)
+    after = [model.q_net.fitted(obs) for model in models]
+    if prior_in_loss:  # the loss fits Q with the prior in it: the two scales learn different corrections
+        th.testing.assert_close(before[1] - before[0], 99.0 * prior, atol=1e-3, rtol=0)
+        assert not th.allclose(after[1] - after[0], 99.0 * prior, atol=1e-3)
+    else:  # the loss fits V + gate x A alone: the same steps on the same data give the same network
+        th.testing.assert_close(before[0], before[1])
+        th.testing.assert_close(after[0], after[1])
+        assert not th.allclose(after[0], before[0])

@@ -432,7 +432,10 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
 
     tables = reports.csv_tables(summary)
     lines = tables["results.csv"].splitlines()
-    assert lines[0] == "policy,budget,n_seeds,test_miou_mean,test_miou_std,reward_set_miou_mean,reward_set_miou_std"
+    assert lines[0] == (
+        "policy,budget,n_seeds,test_miou_mean,test_miou_std,reward_set_miou_mean,reward_set_miou_std,"
+        "reward_set_final_miou_mean,reward_set_final_miou_std"
+    )
     assert lines[1].startswith("random,10,2,0.31")
     assert "agent" in tables["headline.csv"] and "not_reached" in tables["headline.csv"]
     markdown = reports.miou_markdown(summary)
@@ -451,6 +454,29 @@ def test_aggregation_matches_hand_computed_values(fake_results, tmp_path):
     for name in plots.values():
         assert (tmp_path / name).stat().st_size > 1000
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_report_compares_policies_on_the_reward_set_of_the_networks_scored_on_test(fake_results):
+    """With final training, each entry's reward_set_final_miou (D_R of the network scored on test) gets a
+    table and paired differences: the comparison a user without a test split can make."""
+    assert "after the final training" not in reports.report_markdown(agg.summarize(fake_results))  # none stored
+    for record in fake_results:
+        record["final_training"] = True
+        for entry in record["entries"]:
+            entry["reward_set_final_miou"] = entry["test_miou"] + (0.1 if record["policy"] == "agent" else 0.0)
+    summary = agg.summarize(fake_results, reference="entropy")
+    assert summary["curves"]["agent"]["reward_set_final_miou_mean"] == pytest.approx([0.51, 0.69, 0.71])
+    by_reward_set = summary["paired_reward_set_final"]["agent"]["30"]
+    assert by_reward_set["mean"] == pytest.approx(summary["paired"]["agent"]["30"]["mean"] + 0.1)
+    assert by_reward_set["n"] == 2
+    report = reports.report_markdown(summary)
+    assert "## Reward-set (D_R) mIoU (%) of the network scored on test (after the final training)" in report
+    assert "| agent | 51.00 ± 1.41 | 69.00 ± 1.41 | 71.00 ± 1.41 |" in report
+    assert "agent,30,2,0.61" in reports.csv_tables(summary)["results.csv"]
+    fake_results[0]["entries"][0]["reward_set_final_miou"] = None  # one run without it: that cell is blank
+    partial = agg.summarize(fake_results, reference="entropy")
+    assert partial["curves"]["random"]["reward_set_final_miou_mean"][0] is None
+    assert "10" not in partial["paired_reward_set_final"]["random"]
 
 
 def test_aggregate_only_rebuilds_from_result_files(fake_results, tmp_path, capsys):

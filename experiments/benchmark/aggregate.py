@@ -101,6 +101,7 @@ def summarize(
     per_class: dict[str, dict] = {}
     labeled: dict[str, dict] = {}
     per_seed: dict[str, dict] = {}
+    per_seed_reward_set: dict[str, dict] = {}
     for policy in policies:
         runs = sorted(by_policy[policy], key=lambda r: r["seed"])
         curve: dict[str, list] = {
@@ -111,6 +112,8 @@ def summarize(
             "test_miou_std": [],
             "reward_set_miou_mean": [],
             "reward_set_miou_std": [],
+            "reward_set_final_miou_mean": [],
+            "reward_set_final_miou_std": [],
         }
         per_class[policy], labeled[policy] = {}, {}
         for budget in budgets:
@@ -121,10 +124,20 @@ def summarize(
             curve["seeds"].append([int(s) for s, _ in entries])
             per_seed.setdefault(policy, {})[budget] = {int(s): float(e["test_miou"]) for s, e in entries}
             curve["n_seeds"].append(len(entries))
-            for key, out in (("test_miou", "test_miou"), ("reward_set_miou", "reward_set_miou")):
+            for key in ("test_miou", "reward_set_miou"):
                 mean, std = mean_std(e[key] for _, e in entries)
-                curve[f"{out}_mean"].append(mean)
-                curve[f"{out}_std"].append(std)
+                curve[f"{key}_mean"].append(mean)
+                curve[f"{key}_std"].append(std)
+            # D_R of the network scored on test (after the final training); None where a run lacks it
+            scored = {int(s): e.get("reward_set_final_miou") for s, e in entries}
+            if None in scored.values():
+                curve["reward_set_final_miou_mean"].append(None)
+                curve["reward_set_final_miou_std"].append(None)
+            else:
+                per_seed_reward_set.setdefault(policy, {})[budget] = {s: float(v) for s, v in scored.items()}
+                mean, std = mean_std(scored.values())
+                curve["reward_set_final_miou_mean"].append(mean)
+                curve["reward_set_final_miou_std"].append(std)
             ious = np.array([e["test_per_class_iou"] for _, e in entries], dtype=float)
             pixels = np.array([e["labeled_pixels_per_class"] for _, e in entries], dtype=float)
             per_class[policy][budget] = {
@@ -140,6 +153,7 @@ def summarize(
 
     headline = _headline(curves, policies, sources, baselines, target_miou, reference, per_seed)
     paired = _paired_with_reference(per_seed, policies, headline["reference"])
+    paired_reward_set = _paired_with_reference(per_seed_reward_set, policies, headline["reference"])
     rare = _rare_classes(labeled, policies, sources, class_budget, n_classes)
     rare_rows = []
     for policy in policies:
@@ -170,6 +184,8 @@ def summarize(
         "labeled_pixels": {p: {str(b): v for b, v in d.items()} for p, d in labeled.items()},
         "headline": headline,
         "paired": paired,
+        # the same differences read on the reward set instead of the test split (model selection without test)
+        "paired_reward_set_final": paired_reward_set,
         "rare_classes": {**rare, "names": [class_names[c] for c in rare["classes"]], "rows": rare_rows},
         "wall_time_s": {p: mean_std(r["wall_time_s"] for r in by_policy[p]) for p in policies},
     }

@@ -21,7 +21,8 @@ def miou_markdown(summary: dict, key: str = "test_miou") -> str:
         for budget in budgets:
             if budget in curve["budgets"]:
                 i = curve["budgets"].index(budget)
-                cells.append(f"{_pct(curve[f'{key}_mean'][i])} ± {_pct(curve[f'{key}_std'][i])}")
+                mean = curve[f"{key}_mean"][i]  # None: a run without this score
+                cells.append("-" if mean is None else f"{_pct(mean)} ± {_pct(curve[f'{key}_std'][i])}")
             else:
                 cells.append("-")
         lines.append(f"| {policy} | " + " | ".join(cells) + " |")
@@ -57,15 +58,16 @@ def headline_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def paired_markdown(summary: dict) -> str:
-    """Per budget: policy - reference in test-mIoU points, mean (SE) over common seeds, and the seeds that
-    difference would need for 2 SE (a bold cell stands >= 2 SE from zero)."""
+def paired_markdown(summary: dict, key: str = "paired") -> str:
+    """Per budget: policy - reference in mIoU points (test split, or ``key="paired_reward_set_final"``: the
+    reward set), mean (SE) over common seeds, and the seeds that difference would need for 2 SE (a bold
+    cell stands >= 2 SE from zero)."""
     budgets = summary["budgets"]
     lines = [
         "| policy - " + summary["headline"]["reference"] + " | " + " | ".join(str(b) for b in budgets) + " |",
         "|---|" + "---:|" * len(budgets),
     ]
-    for policy, by_budget in summary.get("paired", {}).items():
+    for policy, by_budget in summary.get(key, {}).items():
         cells = []
         for budget in budgets:
             d = by_budget.get(str(budget))
@@ -121,6 +123,8 @@ def csv_tables(summary: dict) -> dict[str, str]:
                     "test_miou_std": curve["test_miou_std"][i],
                     "reward_set_miou_mean": curve["reward_set_miou_mean"][i],
                     "reward_set_miou_std": curve["reward_set_miou_std"][i],
+                    "reward_set_final_miou_mean": _blank(curve["reward_set_final_miou_mean"][i]),
+                    "reward_set_final_miou_std": _blank(curve["reward_set_final_miou_std"][i]),
                 }
             )
             iou = summary["per_class_iou"][policy][str(budget)]
@@ -226,6 +230,22 @@ def report_markdown(summary: dict, plots: dict[str, str] | None = None, notes: l
         "",
         miou_markdown(summary, "reward_set_miou"),
     ]
+    if summary["final_training"] and any(
+        v is not None for c in summary["curves"].values() for v in c["reward_set_final_miou_mean"]
+    ):
+        parts += [
+            "",
+            "## Reward-set (D_R) mIoU (%) of the network scored on test (after the final training)",
+            "",
+            "What a user without a test split would compare: the same networks as the test table, scored on D_R. "
+            "The table above is D_R of the episode's own network, before the final training.",
+            "",
+            miou_markdown(summary, "reward_set_final_miou"),
+            "",
+            f"Paired differences with {head['reference']} on D_R (mIoU points, mean (SE) over common seeds):",
+            "",
+            paired_markdown(summary, "paired_reward_set_final"),
+        ]
     if plots:
         parts += ["", "## Plots", ""] + [f"- {title}: `{name}`" for title, name in plots.items()]
     return "\n".join(parts) + "\n"
