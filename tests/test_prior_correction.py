@@ -1,0 +1,57 @@
+"""benchmarks/prior_correction.py: reads a prior model's correction against its rule, pool by pool."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import segal_env  # noqa: F401
+from agents import BatchDQN
+
+from conftest import as_cli
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def prior_correction():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import prior_correction
+
+        yield prior_correction
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_an_untrained_prior_model_picks_the_rules_region_in_every_pool(
+    prior_correction, tiny_kwargs, tmp_path, one_torch_thread
+):
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu"})
+    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="margin"), seed=0)
+    model.save(tmp_path / "prior")
+    out = prior_correction.main(
+        [
+            str(tmp_path / "prior.zip"),
+            "--env-kwargs",
+            *as_cli(tiny_kwargs),
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path / "pc"),
+        ]
+    )
+    stats = out["models"][str(tmp_path / "prior.zip")]
+    # the correction starts at zero: no spread, no correlation, and every greedy pick is margin's
+    assert stats["pools"] > 0
+    assert stats["sd_ratio"] == 0.0 and stats["corr"] == 0.0 and stats["rules_pick"] == 1.0
+    assert json.loads((tmp_path / "pc.json").read_text())["models"] == out["models"]
+    assert "| 100% |" in (tmp_path / "pc.md").read_text()
+
+    plain = BatchDQN("RegionQPolicy", env, seed=0)
+    with pytest.raises(ValueError, match="no prior"):
+        prior_correction.correction_statistics(plain, env, [0])
