@@ -178,6 +178,7 @@ class EnvConfig:
     final_average: float | None = None
     final_repeats: int | None = None
     final_seed: str | None = None
+    final_start_share: float | None = None
     cache_dir: str | None = None
     device: str = "auto"
     render_mode: str | None = None
@@ -236,6 +237,8 @@ NUMBER_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "mc_samples": (1, None, True, False),
     "final_average": (0.0, 1.0, True, False),  # the fraction of the final training's steps whose weights are averaged
     "final_repeats": (1, None, True, False),
+    # the share of every final-training batch taken by the start set's images; None: no fixed share
+    "final_start_share": (0.0, 1.0, True, True),
 }
 
 

@@ -369,7 +369,9 @@ class SegALEnv(gym.Env):
     def final_spec(self) -> FinalTraining:
         """How this env's test mode scores a labeled set (the ``final_*`` settings)."""
         c = self.config
-        return FinalTraining(c.final_steps, c.final_start, c.final_average, c.final_repeats, c.final_seed)
+        return FinalTraining(
+            c.final_steps, c.final_start, c.final_average, c.final_repeats, c.final_seed, c.final_start_share
+        )
 
     def _test_evaluation(self, seed: int) -> dict:
         """Test-split mIoU now; with final_training, after training the network further first (finetuning.final_training).
@@ -404,6 +406,7 @@ class SegALEnv(gym.Env):
             self.crop_size,
             spec.seeds(seed, self.config.checkpoint_seed),
             self._start_state,
+            start_samples=int(self.data.start_images.shape[0]),
         )
 
     def reward_set_final_score(self, seed: int) -> float:

@@ -270,17 +270,38 @@ class SegTrainer:
         steps: int,
         schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
         after_step: Callable[[int], None] | None = None,
+        tail_share: tuple[int, float] | None = None,
     ) -> float:
         """``steps`` optimizer steps on batches that walk through random permutations of the samples.
 
         Training length in steps (not epochs) costs the same whatever the set size; ``schedule`` is
-        stepped after every optimizer step, then ``after_step(step_index)`` is called. Returns the mean loss.
+        stepped after every optimizer step, then ``after_step(step_index)`` is called. With
+        ``tail_share=(n, share)`` the last n samples fill round(share x batch size) places of every batch
+        (each group walks its own permutations), so their weight does not fall as the others grow in
+        number. Returns the mean loss.
         """
-        losses, order = [], torch.empty(0, dtype=torch.long)
+        total = sample_image.shape[0]
+        tail, share = tail_share if tail_share is not None else (0, 0.0)
+        if not 0 <= tail <= total:
+            raise ValueError(f"tail_share names {tail} trailing samples of {total}")
+        groups = [(0, total)]  # (first sample, count) of each group that walks its own permutations
+        per_batch = [min(self.batch_size, total)]
+        if tail_share is not None and 0 < tail < total:
+            from_tail = min(max(int(round(share * self.batch_size)), 0), self.batch_size)
+            groups = [(0, total - tail), (total - tail, tail)]
+            per_batch = [self.batch_size - from_tail, from_tail]
+        orders = [torch.empty(0, dtype=torch.long) for _ in groups]
+        losses = []
         for step in range(steps):
-            if order.numel() < min(self.batch_size, sample_image.shape[0]):
-                order = torch.cat([order, torch.randperm(sample_image.shape[0], generator=generator)])
-            pick, order = order[: self.batch_size], order[self.batch_size :]
+            picks = []
+            for g, ((first, count), n) in enumerate(zip(groups, per_batch)):
+                if n == 0:
+                    continue
+                if orders[g].numel() < min(n, count):
+                    orders[g] = torch.cat([orders[g], torch.randperm(count, generator=generator) + first])
+                picks.append(orders[g][:n])
+                orders[g] = orders[g][n:]
+            pick = torch.cat(picks) if len(picks) > 1 else picks[0]
             losses.append(
                 self._train_picked(images, targets, sample_image, sample_box, pick, crop_size, generator, schedule)
             )

@@ -215,6 +215,15 @@ def test_changed_env_defaults_are_not_mixed_with_old_results(serial_out, tmp_pat
     assert not (out / "runs" / "bald__seed1.json").exists()
 
 
+def test_a_setting_added_since_a_record_matches_it_only_while_off():
+    from experiments.benchmark.runner import settings_differences
+
+    stored = {"lr": 0.1}  # written before final_start_share existed
+    assert settings_differences(stored, {"lr": 0.1, "final_start_share": None}) == {}
+    assert settings_differences(stored, {"lr": 0.1, "final_start_share": 0.3}) == {"final_start_share": (None, 0.3)}
+    assert settings_differences({"lr": 0.1, "old": 1}, {"lr": 0.1}) == {"old": (1, None)}
+
+
 @pytest.mark.parametrize(("setting", "value"), [("reward", "gain_over_random"), ("lr_decay", False), ("dropout", 0.3)])
 def test_resume_with_a_changed_setting_is_refused_naming_it(serial_out, tmp_path, cache_dir, capsys, setting, value):
     """Every result-changing setting is in the fingerprint, including those the old hand-made list left out."""

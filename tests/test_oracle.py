@@ -140,6 +140,19 @@ def test_stochastic_weight_averaging_changes_the_evaluated_weights(tiny):
     assert plain["test_miou"] != averaged["test_miou"]
 
 
+def test_a_start_share_reaches_the_final_training_and_is_off_without_regions(tiny):
+    env = make(tiny, mode="test", final_training=True, final_steps=6, final_start="start")
+    env.reset(seed=0)
+    u = env.unwrapped
+    empty = u._test_evaluation(seed=3)
+    u.config = dataclasses.replace(u.config, final_start_share=0.5)
+    assert u._test_evaluation(seed=3) == empty  # no region: every sample is the start set's, as before
+    u.labeled.mark(u.pools[:, 0].clone())
+    shared = u._test_evaluation(seed=3)
+    u.config = dataclasses.replace(u.config, final_start_share=None)
+    assert u._test_evaluation(seed=3)["test_miou"] != shared["test_miou"]
+
+
 def test_gain_over_margin_is_zero_for_the_margin_rule(tiny):
     env = make(tiny, reward="gain_over_margin")
     episode = play_episode(make_agent("margin", env), env, seed=0)
@@ -156,6 +169,7 @@ def test_gain_over_margin_is_zero_for_the_margin_rule(tiny):
         ("final_repeats", 0, "final_repeats"),
         ("final_start", "best", "final_start"),
         ("final_seed", "x", "final_seed"),
+        ("final_start_share", 1.5, "final_start_share"),
     ],
 )
 def test_bad_final_training_settings_name_the_key(tiny, key, value, match):

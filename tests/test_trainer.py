@@ -117,3 +117,29 @@ def test_batchnorm_recalibration_samples_the_whole_set_not_its_first_images():
     trainer.recalibrate_batchnorm(images, max_images=16)
     whole_set = trainer._inputs(images).mean(dim=(0, 2, 3))
     torch.testing.assert_close(trainer.model.running_mean, whole_set, atol=1e-4, rtol=0)
+
+
+def _recorded_picks(total: int, steps: int, batch_size: int, tail_share=None) -> list[list[int]]:
+    """The sample indices of every batch ``train_steps`` draws (no network is trained)."""
+    trainer = _trainer()
+    trainer.batch_size = batch_size
+    picks: list[list[int]] = []
+    trainer._train_picked = lambda *args: picks.append(args[4].tolist()) or 0.0
+    generator = torch.Generator().manual_seed(3)
+    images, sample = torch.zeros(total, 1, 1, 1), torch.arange(total)
+    trainer.train_steps(images, images, sample, sample, (1, 1), generator, steps, tail_share=tail_share)
+    return picks
+
+
+def test_a_fixed_share_of_every_batch_comes_from_the_trailing_samples():
+    """final_start_share: the start set's images keep their place in the batches however many regions come."""
+    picks = _recorded_picks(total=40, steps=12, batch_size=8, tail_share=(4, 0.5))
+    assert all(len(p) == 8 and sum(i >= 36 for i in p) == 4 for p in picks)
+    assert {i for p in picks for i in p if i < 36} == set(range(36))  # the others still walk all their samples
+    assert all(len(set(p)) == 8 for p in picks)
+    uniform = _recorded_picks(total=40, steps=12, batch_size=8)
+    assert _recorded_picks(total=40, steps=12, batch_size=8, tail_share=(0, 0.5)) == uniform  # no tail: as before
+    assert _recorded_picks(total=4, steps=3, batch_size=8, tail_share=(4, 0.5)) == _recorded_picks(4, 3, 8)
+    assert sum(i >= 36 for p in uniform for i in p) < 4 * 12  # uniform draws give the 4 far fewer places
+    with pytest.raises(ValueError, match="trailing samples"):
+        _recorded_picks(total=4, steps=1, batch_size=2, tail_share=(5, 0.5))

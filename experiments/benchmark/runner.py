@@ -174,13 +174,14 @@ def describe_env(spec: RunSpec, check_policies: list[tuple[str, str]] | None = N
 def settings_differences(stored: dict, current: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]:
     """Dotted key -> (stored, current) for every setting that differs; nested dicts are compared key by key
     (``env_kwargs.reward``, ``dataset_kwargs.n_train``). Values compare exactly: a learning rate of 1e-4 is
-    not 1.0001e-4."""
+    not 1.0001e-4. A setting added after a record was written matches the record when it is None (off: the
+    behaviour before it existed)."""
     differences: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(stored) | set(current), key=str):
         a, b = stored.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             differences.update(settings_differences(a, b, f"{prefix}{key}."))
-        elif a != b or (key in stored) != (key in current):
+        elif a != b or ((key in stored) != (key in current) and (a, b) != (None, None)):
             differences[f"{prefix}{key}"] = (a, b)
     return differences
 
