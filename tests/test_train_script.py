@@ -84,6 +84,55 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert "| random |" in capsys.readouterr().out
 
 
+def test_batchdqn_starts_from_margin_where_the_env_scores_it(tmp_path, cache_dir):
+    """train.py's BatchDQN default: Q = V + A + margin's score (prior kept out of the loss), which was level with
+    margin where the network from scratch was below it; policy_kwargs merge key by key, and prior=None opts out."""
+    run(
+        tmp_path,
+        cache_dir,
+        "--timesteps",
+        "4",
+        "--no-compare",
+        "--n-envs",
+        "1",
+        "--algo-kwargs",
+        'policy_kwargs={"state_embed_dim":8}',
+    )
+    model = BatchDQN.load(tmp_path / "run" / "model.zip", device="cpu")
+    assert model.q_net.prior_column is not None and model.q_net.prior_in_loss is False
+    assert model.q_net.state_embed[-1].out_features == 8  # the user's policy_kwargs kept beside the default prior
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["algo_kwargs_used"]["policy_kwargs"] == {"prior": "margin", "state_embed_dim": 8}
+    run(
+        tmp_path,
+        cache_dir,
+        "--timesteps",
+        "4",
+        "--no-compare",
+        "--n-envs",
+        "1",
+        "--algo-kwargs",
+        'policy_kwargs={"prior":null}',
+        name="plain",
+    )
+    assert BatchDQN.load(tmp_path / "plain" / "model.zip", device="cpu").q_net.prior_column is None
+    kwargs = {**TINY_SYNTHETIC, "cache_dir": str(cache_dir), "num_pools": 4, "extra_features": []}
+    train.main(
+        [
+            "--out",
+            str(tmp_path / "bare"),
+            "--env-kwargs",
+            *as_cli(kwargs),
+            "--timesteps",
+            "4",
+            "--no-compare",
+            "--n-envs",
+            "1",
+        ]
+    )
+    assert BatchDQN.load(tmp_path / "bare" / "model.zip", device="cpu").q_net.prior_column is None  # no margin feature
+
+
 def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir):
     one_env = ("--n-envs", "1")  # one monitor file whose episodes span the pause
     run(

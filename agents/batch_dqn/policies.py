@@ -45,10 +45,10 @@ class RegionQNetwork(nn.Module):
     the gate; all other candidate columns feed the candidate branch. With ``prior_column`` (a heuristic's
     score column, e.g. margin's) Q adds that score and the advantage starts at zero: the untrained agent
     picks exactly as the rule, and training only has to find where to differ from it.
-    With ``prior_in_loss=False`` the TD loss fits V + gate x A alone (``fitted``) and the prior only biases
-    the greedy pick (``forward``). Fitted inside Q, a prior whose scale the rewards do not follow is
-    cancelled by A: after 300 synthetic steps at ``prior_scale`` 10, A correlated -0.9 with the prior within
-    a pool and the greedy pick was margin's in 41-50% of pools (docs/dqn.md).
+    The TD loss fits V + gate x A alone (``fitted``) and the prior only biases the greedy pick (``forward``).
+    With ``prior_in_loss=True`` it fits Q with the prior in it, and a prior whose scale the rewards do not
+    follow is cancelled by A: after 300 synthetic steps at ``prior_scale`` 10, A correlated -0.9 with the prior
+    within a pool and the greedy pick was margin's in about half of the pools (docs/dqn.md).
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class RegionQNetwork(nn.Module):
         gate_dim: int,
         prior_column: int | None = None,
         prior_scale: float = 1.0,
-        prior_in_loss: bool = True,
+        prior_in_loss: bool = False,
     ) -> None:
         super().__init__()
         num_state_regions, state_dim = observation_space["state"].shape
@@ -142,9 +142,9 @@ class RegionQPolicy(BasePolicy):
     :param prior_column: candidate column of a heuristic score that Q starts from (BatchDQN's
         ``policy_kwargs=dict(prior="margin")`` finds it in the env's feature layout); None: no prior
     :param prior_scale: weight of the prior score in Q (reward points per unit of score)
-    :param prior_in_loss: True: the TD loss fits Q with the prior in it, so the correction learns the
-        rewards' departure from prior_scale x prior; False: it fits V + gate x A alone and the prior only
-        biases the greedy pick
+    :param prior_in_loss: False (measured best, docs/dqn.md): the TD loss fits V + gate x A alone and the
+        prior only biases the greedy pick; True: it fits Q with the prior in it, so the correction learns the
+        rewards' departure from prior_scale x prior (and cancels the prior)
     :param optimizer_class: Adam (measured: SGD, the paper's, barely moves the ranking; docs/dqn.md);
         ``th.optim.SGD`` for the paper's
     :param optimizer_kwargs: extra optimizer arguments; ``None`` gives ``momentum=0.9`` for SGD
@@ -164,7 +164,7 @@ class RegionQPolicy(BasePolicy):
         gate_dim: int = GATE_FEATURES,
         prior_column: int | None = None,
         prior_scale: float = 1.0,
-        prior_in_loss: bool = True,
+        prior_in_loss: bool = False,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:

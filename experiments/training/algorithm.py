@@ -13,6 +13,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents import ALGORITHMS, RegionSetExtractor
+from agents.loading import feature_layout
 from experiments.checkpoints import (
     AtomicCheckpointCallback,
     checkpoint_dir,
@@ -24,11 +25,20 @@ from experiments.evaluation import periodic_evaluation
 from experiments.training.config import PERIODIC_EVAL_SEED, RunConfig
 
 
-def algorithm_defaults(algo: str, steps_per_episode: int, n_envs: int = 1) -> dict[str, Any]:
+def default_prior(env: Any) -> str | None:
+    """The rule train.py's BatchDQN starts from: margin, the best rule measured on both presets, wherever the
+    env computes its score (a candidate feature); None (learn from scratch) otherwise."""
+    return "margin" if "margin" in feature_layout(env).extras else None
+
+
+def algorithm_defaults(algo: str, steps_per_episode: int, n_envs: int = 1, prior: str | None = None) -> dict[str, Any]:
     """train.py's defaults per algorithm, sized for short runs of a few hundred env steps (SB3's own
     defaults assume millions: PPO's 2048-step rollouts, DQN's 1M-transition replay buffer of Dict
     observations would not fit in memory), and independent of ``n_envs``: a rollout holds two episodes in
-    all, and off-policy learners make one gradient step per env step. ``--algo-kwargs`` overrides any of them."""
+    all, and off-policy learners make one gradient step per env step. BatchDQN starts from ``prior``'s
+    ranking (``default_prior``): Q = V + A + the rule's score, the rule kept out of the TD loss, which was level
+    with margin where the plain network was 0.5-1 point below it (docs/dqn.md). ``--algo-kwargs`` overrides
+    any of them (``policy_kwargs={"prior": null}``: from scratch)."""
     if algo in ("PPO", "MaskablePPO"):
         n_steps = max(2 * steps_per_episode // n_envs, 1)
         return {"n_steps": n_steps, "batch_size": n_steps * n_envs, "n_epochs": 4}
@@ -45,14 +55,21 @@ def algorithm_defaults(algo: str, steps_per_episode: int, n_envs: int = 1) -> di
             "exploration_fraction": 0.5,
         }
     # BatchDQN: its own defaults, measured for this env (docs/dqn.md)
-    return {"gradient_steps": n_envs} if n_envs > 1 else {}
+    defaults: dict[str, Any] = {"gradient_steps": n_envs} if n_envs > 1 else {}
+    if prior is not None:
+        defaults["policy_kwargs"] = {"prior": prior}
+    return defaults
 
 
 def policy_and_kwargs(
-    algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int, n_envs: int = 1
+    algo: str, algo_kwargs: dict[str, Any], flat_policy: bool, steps: int, n_envs: int = 1, prior: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """The policy alias and the full keyword arguments (train.py defaults < --algo-kwargs)."""
-    kwargs = {**algorithm_defaults(algo, steps, n_envs), **algo_kwargs}
+    """The policy alias and the full keyword arguments (train.py defaults < --algo-kwargs; ``policy_kwargs``
+    merged key by key)."""
+    defaults = algorithm_defaults(algo, steps, n_envs, prior)
+    kwargs = {**defaults, **algo_kwargs}
+    if "policy_kwargs" in defaults and "policy_kwargs" in algo_kwargs:
+        kwargs["policy_kwargs"] = {**defaults["policy_kwargs"], **(algo_kwargs["policy_kwargs"] or {})}
     if algo == "BatchDQN":
         return "RegionQPolicy", kwargs
     if not flat_policy:

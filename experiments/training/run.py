@@ -15,7 +15,7 @@ from agents import ALGORITHMS
 from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_model
 from experiments.folder_lock import FolderBusy, FolderLock
 from experiments.provenance import provenance
-from experiments.training.algorithm import create_model, load_checkpoint, policy_and_kwargs, train
+from experiments.training.algorithm import create_model, default_prior, load_checkpoint, policy_and_kwargs, train
 from experiments.training.comparison import compare, comparison_table
 from experiments.training.config import RunConfig, build_parser, resolve_config
 from experiments.training.envs import env_summary, eval_env_kwargs, make_env, monitored, training_envs
@@ -66,7 +66,10 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
 
     steps = probe.unwrapped.config.steps_per_episode  # type: ignore[attr-defined]
     total = config.total_timesteps(steps)
-    policy, algo_kwargs = policy_and_kwargs(config.algo, config.algo_kwargs, config.flat_policy, steps, config.n_envs)
+    prior = default_prior(probe) if config.algo == "BatchDQN" else None
+    policy, algo_kwargs = policy_and_kwargs(
+        config.algo, config.algo_kwargs, config.flat_policy, steps, config.n_envs, prior
+    )
     out.mkdir(parents=True, exist_ok=True)
     envs = "one env" if config.n_envs == 1 else f"{config.n_envs} envs in subprocesses"
     print(
