@@ -7,6 +7,10 @@ reward-set gain (final - start D_R mIoU, in points = the episode's return). Per 
 agent's mean gain and its paired difference to each baseline (mean +- SE over episodes); over seeds:
 the mean of those and the SE over training seeds. Also how often the agent's pick is entropy's.
 
+The Q-network learns from scratch here, unlike train.py's BatchDQN, which starts from margin's ranking: this
+table measures what the network learns from the reward itself. Add --algo-kwargs 'policy_kwargs={"prior":"margin"}'
+for train.py's starting point.
+
     python benchmarks/dqn_learning.py                                   # seeds 0 1 2, 300 steps each
     python benchmarks/dqn_learning.py --seeds 0 1 2 --algo-kwargs gamma=0.999 --out /tmp/gamma999
     python benchmarks/dqn_learning.py --train-env-kwargs reward=gain_over_random --out /tmp/crn  # train on another reward
@@ -67,7 +71,8 @@ def resolved_algorithm(env: gym.Env, algo_kwargs: dict) -> dict:
 
 def train_seed(env_id: str, env_kwargs: dict, algo: str, algo_kwargs: dict, seed: int, timesteps: int, n_envs: int = 1):
     """``algo`` trained for ``timesteps`` env steps (summed over ``n_envs`` envs) on the train mode of ``env_id``,
-    with train.py's policy and defaults; returned with SB3's ``predict`` (MaskablePPO reads the obs' masks)."""
+    with train.py's policy and defaults but no starting rule (``--algo-kwargs`` may give one); returned with SB3's
+    ``predict`` (MaskablePPO reads the obs' masks)."""
 
     def make() -> gym.Env:
         return gym.make(env_id, mode="train", **env_kwargs)
