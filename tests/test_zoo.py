@@ -59,5 +59,8 @@ def test_zoo_trains_and_evaluates_a_segal_algorithm(algo, tiny_kwargs, tmp_path,
 
     env = gym.make("SegAL-Synthetic-v0", **tiny_kwargs)
     obs, _ = env.reset(seed=0)
-    action, _ = make_agent(run / "SegAL-Synthetic-v0.zip", env).predict(obs, deterministic=True)
+    agent = make_agent(run / "SegAL-Synthetic-v0.zip", env)
+    action, _ = agent.predict(obs, deterministic=True)
     assert env.action_space.contains(np.asarray(action))
+    if algo == "batch_dqn":  # segal's hyperparameters start it from margin, as python train.py does
+        assert agent.policy.q_net.prior_column == env.unwrapped.feature_layout.extra("margin")
