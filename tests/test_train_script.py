@@ -84,7 +84,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert "| random |" in capsys.readouterr().out
 
 
-def test_batchdqn_starts_from_margin_where_the_env_scores_it(tmp_path, cache_dir):
+def test_batchdqn_starts_from_margin_where_the_env_scores_it(tmp_path, cache_dir, capsys):
     """train.py's BatchDQN default: Q = V + A + margin's score (prior kept out of the loss), which was level with
     margin where the network from scratch was below it; policy_kwargs merge key by key, and prior=None opts out."""
     run(
@@ -98,6 +98,7 @@ def test_batchdqn_starts_from_margin_where_the_env_scores_it(tmp_path, cache_dir
         "--algo-kwargs",
         'policy_kwargs={"state_embed_dim":8}',
     )
+    assert "BatchDQN on SegAL-Synthetic-v0, starting from margin's ranking" in capsys.readouterr().out
     model = BatchDQN.load(tmp_path / "run" / "model.zip", device="cpu")
     assert model.q_net.prior_column is not None and model.q_net.prior_in_loss is False
     assert model.q_net.state_embed[-1].out_features == 8  # the user's policy_kwargs kept beside the default prior

@@ -72,8 +72,11 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     )
     out.mkdir(parents=True, exist_ok=True)
     envs = "one env" if config.n_envs == 1 else f"{config.n_envs} envs in subprocesses"
+    start_rule = (algo_kwargs.get("policy_kwargs") or {}).get("prior")
+    starting = f", starting from {start_rule}'s ranking" if start_rule else ""
     print(
-        f"{config.algo} on {config.env_id} for {total} env steps ({total / steps:g} episodes of {steps}, {envs}); "
+        f"{config.algo} on {config.env_id}{starting} for {total} env steps ({total / steps:g} episodes of {steps}, "
+        f"{envs}); "
         f"output in {out}\n(the first reset pre-trains the starting segmentation net unless it is cached)",
         flush=True,
     )
