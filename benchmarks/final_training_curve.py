@@ -20,6 +20,7 @@ import platform
 import gymnasium as gym
 import numpy as np
 import torch
+from final_training_floor import final_test_and_reward_set  # benchmarks/ is the script's folder
 
 import segal_env  # noqa: F401  (registers the ids)
 from segal_env.config import parse_key_values
@@ -43,9 +44,7 @@ def whole_image_scores(env: gym.Env, images: int, draw: int) -> tuple[float, flo
     per_image = u.grid.per_image
     region_ids = (chosen[:, None] * per_image + torch.arange(per_image)[None]).flatten()
     u.labeled.mark(region_ids.to(u.labeled.labeled.device))
-    sets = [(u.roles.test.images, u.roles.test.labels), (u._reward_images, u._reward_labels)]
-    (test, _), (reward_set, _) = u._final_scores(sets, u.config.checkpoint_seed)
-    return 100 * test, 100 * reward_set
+    return final_test_and_reward_set(env, u.config.checkpoint_seed)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -4,15 +4,33 @@ need it skip cleanly without it)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from segal_env.runtime import single_torch_thread
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def benchmark_script(name: str) -> Iterator[ModuleType]:
+    """benchmarks/<name>.py imported as a module, with its folder on sys.path while in use (the scripts import
+    their neighbours, as they do when run from the command line)."""
+    folder = str(REPO / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
+
 
 # 40 synthetic images of 96x128 (16 regions each), 4 pools x 3 candidates, 4 steps, one pre-training epoch
 TINY_SYNTHETIC = {

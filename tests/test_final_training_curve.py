@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -12,20 +10,13 @@ import torch
 
 import segal_env  # noqa: F401
 
-from conftest import as_cli
-
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+from conftest import as_cli, benchmark_script
 
 
 @pytest.fixture(scope="module")
 def curve():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import final_training_curve
-
-        yield final_training_curve
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("final_training_curve") as module:
+        yield module
 
 
 def test_each_point_is_the_quiet_test_score_of_its_whole_images(curve, tiny_kwargs, tmp_path, one_torch_thread):

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import gymnasium as gym
 import pytest
 
 import segal_env  # noqa: F401
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def floor():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import final_training_floor
-
-        yield final_training_floor
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("final_training_floor") as module:
+        yield module
 
 
 def test_the_floor_equals_the_quiet_test_score_of_no_regions_and_refuses_a_labeled_env(

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def headroom():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its neighbour rule_choice.py
-    try:
-        import label_set_headroom
-
-        yield label_set_headroom
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("label_set_headroom") as module:
+        yield module
 
 
 def test_best_by_reward_set_is_scored_on_test_and_the_oracle_reads_test(headroom):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -12,20 +10,13 @@ import pytest
 import segal_env  # noqa: F401
 from agents import BatchDQN
 
-from conftest import as_cli
-
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+from conftest import as_cli, benchmark_script
 
 
 @pytest.fixture(scope="module")
 def prior_correction():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import prior_correction
-
-        yield prior_correction
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("prior_correction") as module:
+        yield module
 
 
 def test_an_untrained_prior_model_picks_the_rules_region_in_every_pool(
