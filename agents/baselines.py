@@ -112,11 +112,15 @@ def expected_rarity(layout: FeatureLayout, obs: dict[str, np.ndarray], smoothing
     return np.einsum("...knc,...c->...kn", hist, weights)
 
 
+RARITY_SMOOTHING = 0.05
+"""``expected_rarity``'s default smoothing: a class never labelled yet weighs 20x a fully labelled one."""
+
+
 class _RarityWeighted(RegionScoreBaseline):
     """Mixin placed before a rule: that rule's score x ``expected_rarity``, so uncertain regions predicted to hold
     under-labelled classes come first."""
 
-    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = 0.05) -> None:
+    def __init__(self, layout: FeatureLayout, seed: int | None = 0, smoothing: float = RARITY_SMOOTHING) -> None:
         super().__init__(layout, seed)
         self.smoothing = smoothing
 
@@ -135,6 +139,15 @@ class MarginBalanceBaseline(_RarityWeighted, MarginBaseline):
     (docs/dqn.md), as the uncertainty term (needs "margin")."""
 
     name = "margin_balance"
+
+
+def rarity_weighted_column(name: str) -> str | None:
+    """The extra feature a rarity-weighted rule multiplies by ``expected_rarity`` (margin_balance -> "margin"), so
+    that a Q-network can start from that rule's score (BatchDQN's ``prior``); None for any other name."""
+    rule = BASELINES.get(name)
+    if rule is not None and issubclass(rule, _RarityWeighted) and issubclass(rule, _ExtraColumnBaseline):
+        return rule.feature
+    return None
 
 
 BASELINES: dict[str, type[RegionScoreBaseline]] = {

@@ -282,38 +282,46 @@ def test_rejects_other_action_spaces():
         small_model(batch_size=1)
 
 
-@pytest.mark.parametrize("prior_in_loss", [True, False])
+@pytest.mark.parametrize(("rule", "prior_in_loss"), [("margin", True), ("margin", False), ("margin_balance", False)])
 def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(
-    tiny_kwargs, tmp_path, one_torch_thread, prior_in_loss
+    tiny_kwargs, tmp_path, one_torch_thread, rule, prior_in_loss
 ):
-    """Start from the best rule: Q = margin's score + a learned correction that starts at zero."""
+    """Start from a rule: Q = its score (margin's column, or margin x expected rarity) + a learned correction that
+    starts at zero."""
     import gymnasium as gym
 
     from experiments.episodes import play_episode
 
     env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu"})
-    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="margin", prior_in_loss=prior_in_loss), seed=0)
+    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior=rule, prior_in_loss=prior_in_loss), seed=0)
     assert model.policy.q_net.prior_column == env.unwrapped.feature_layout.extra("margin")
-    agent_picks, margin_picks = [], []
+    agent_picks, rule_picks, margin_picks = [], [], []
     margin = make_agent("margin", env)
     play_episode(
-        margin,
+        make_agent(rule, env),
         env,
         seed=1,
         on_step=lambda obs, action, *_: (
             agent_picks.append(model.predict(obs, deterministic=True)[0]),
-            margin_picks.append(action),
+            rule_picks.append(action),
+            margin_picks.append(margin.predict(obs)[0]),
         ),
     )
-    assert all(np.array_equal(a, m) for a, m in zip(agent_picks, margin_picks))
+    assert all(np.array_equal(a, r) for a, r in zip(agent_picks, rule_picks))
+    if rule == "margin_balance":  # the rarity weight changes picks: the test can tell the two priors apart
+        assert not all(np.array_equal(a, m) for a, m in zip(agent_picks, margin_picks))
     model.learn(4)
+    model.gamma = 0.5  # bootstrapping scores the next pools with the prior too
+    model.train(gradient_steps=2, batch_size=4)
     model.save(tmp_path / "prior")
     loaded = make_agent(str(tmp_path / "prior.zip"), env)
-    assert loaded.policy.q_net.prior_column == model.policy.q_net.prior_column
-    assert loaded.policy.q_net.prior_in_loss is prior_in_loss
+    for key in ("prior_column", "prior_in_loss", "prior_rarity"):
+        assert getattr(loaded.policy.q_net, key) == getattr(model.policy.q_net, key)
     narrow = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu", "extra_features": ["entropy"]})
     with pytest.raises(ValueError, match="extra_features"):
-        BatchDQN("RegionQPolicy", narrow, policy_kwargs=dict(prior="margin"))
+        BatchDQN("RegionQPolicy", narrow, policy_kwargs=dict(prior=rule))
+    with pytest.raises(ValueError, match="neither an extra feature.*margin_balance"):
+        BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="class_balance"))
 
 
 @pytest.mark.parametrize("prior_in_loss", [True, False])

@@ -18,6 +18,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorch
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update, safe_mean
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.baselines import BASELINES, RARITY_SMOOTHING, rarity_weighted_column
 from agents.batch_dqn.policies import RegionQNetwork, RegionQPolicy
 from agents.masking import masked_argmax, sample_valid
 
@@ -27,13 +28,14 @@ REQUIRED_OBS_KEYS = ("state", "candidates", "action_mask")
 
 
 def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str | None) -> dict[str, Any] | None:
-    """``policy_kwargs=dict(prior="margin")`` -> ``prior_column``: the column of that extra feature in the
-    env's candidate rows (the policy sees only the spaces, the env knows its layout)."""
+    """``policy_kwargs=dict(prior=NAME)`` -> the policy's ``prior_column`` (and ``prior_rarity``): NAME is an extra
+    feature of the env's candidate rows ("margin") or a rarity-weighted rule over one ("margin_balance": margin's
+    column x the candidate's expected rarity). The policy sees only the spaces; the env knows its layout."""
     if not policy_kwargs or "prior" not in policy_kwargs:
         return policy_kwargs
     kwargs = dict(policy_kwargs)
-    feature = kwargs.pop("prior")
-    if feature is None:
+    name = kwargs.pop("prior")
+    if name is None:
         return kwargs
     if env is None or isinstance(env, str):
         raise ValueError("policy_kwargs prior=<feature> needs the env (its feature layout) at construction")
@@ -41,21 +43,31 @@ def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str |
         layout = env.get_attr("feature_layout")[0]
     else:
         layout = env.get_wrapper_attr("feature_layout")
-    try:
-        kwargs["prior_column"] = layout.extra(feature)
-    except KeyError as error:
-        raise ValueError(f"policy_kwargs prior={feature!r}: {error.args[0]}") from None
+    feature = rarity_weighted_column(name)
+    if name not in layout.extras and (feature is None or feature not in layout.extras):
+        rules = [rule for rule in BASELINES if rarity_weighted_column(rule)]
+        raise ValueError(
+            f"policy_kwargs prior={name!r} is neither an extra feature of this env ({list(layout.extras)}) nor a "
+            f"rarity-weighted rule over one ({rules}); add a missing feature with the env's extra_features"
+        )
+    kwargs["prior_column"] = layout.extra(feature or name)
+    if feature is not None:
+        hist = layout.class_hist
+        kwargs["prior_rarity"] = (hist.start, hist.stop, RARITY_SMOOTHING)
     return kwargs
 
 
 def select_pools(obs: PyTorchObs, pools: th.Tensor) -> dict[str, th.Tensor]:
     """Keep one pool per batch row: candidates (B, 1, N, Da) and mask (B, 1, N); the state is shared."""
     rows = th.arange(pools.shape[0], device=pools.device)
-    return {
+    selected = {
         "state": obs["state"],
         "candidates": obs["candidates"][rows, pools].unsqueeze(1),
         "action_mask": obs["action_mask"][rows, pools].unsqueeze(1),
     }
+    if "labeled_class_fraction" in obs:  # a rarity-weighted prior reads it
+        selected["labeled_class_fraction"] = obs["labeled_class_fraction"]
+    return selected
 
 
 class BatchDQN(OffPolicyAlgorithm):

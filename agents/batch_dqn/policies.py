@@ -37,14 +37,15 @@ def preactivation_mlp(in_dim: int, widths: list[int]) -> nn.Sequential:
 class RegionQNetwork(nn.Module):
     """Q(s, a) for every candidate: ``obs["state"]`` (B, S, Ds), ``obs["candidates"]`` (B, K, N, Da) -> (B, K, N).
 
-    Q(s, a) = V(s) + gate(KL(a)) x A(s, a) [+ prior_scale x a[prior_column]]. The paper multiplies the whole fused score by the
+    Q(s, a) = V(s) + gate(KL(a)) x A(s, a) [+ prior_scale x prior(s, a)]. The paper multiplies the whole fused score by the
     sigmoid gate, which ties the level of Q (the mean reward, often negative) into the ranking of
     the candidates: fitting a realistic level cost most of the pick quality (docs/dqn.md). Here the
     state value V carries the level and the gate only scales the candidate's advantage A.
     The last ``gate_dim`` candidate columns (the two KL histograms of ``FeatureLayout``) only feed
     the gate; all other candidate columns feed the candidate branch. With ``prior_column`` (a heuristic's
-    score column, e.g. margin's) Q adds that score and the advantage starts at zero: the untrained agent
-    picks exactly as the rule, and training only has to find where to differ from it.
+    score column, e.g. margin's, and with ``prior_rarity`` that score times the candidate's expected rarity, as
+    margin_balance) Q adds that score and the advantage starts at zero: the untrained agent picks exactly as the
+    rule, and training only has to find where to differ from it.
     The TD loss fits V + gate x A alone (``fitted``) and the prior only biases the greedy pick (``forward``).
     With ``prior_in_loss=True`` it fits Q with the prior in it, and a prior whose scale the rewards do not
     follow is cancelled by A: after 300 synthetic steps at ``prior_scale`` 10, A correlated -0.9 with the prior
@@ -61,6 +62,7 @@ class RegionQNetwork(nn.Module):
         prior_column: int | None = None,
         prior_scale: float = 1.0,
         prior_in_loss: bool = False,
+        prior_rarity: tuple[int, int, float] | None = None,
     ) -> None:
         super().__init__()
         num_state_regions, state_dim = observation_space["state"].shape
@@ -79,6 +81,17 @@ class RegionQNetwork(nn.Module):
         self.value = nn.Sequential(nn.ReLU(), nn.Linear(state_embed_dim, 1))
         self.gate = nn.Sequential(nn.BatchNorm1d(gate_dim), nn.ReLU(), nn.Linear(gate_dim, 1), nn.Sigmoid())
         self.prior_column, self.prior_scale, self.prior_in_loss = prior_column, prior_scale, prior_in_loss
+        self.prior_rarity = prior_rarity
+        if prior_rarity is not None:
+            if prior_column is None:
+                raise ValueError("prior_rarity weights a prior score: it needs prior_column")
+            fraction = observation_space.spaces.get("labeled_class_fraction")
+            start, stop, smoothing = prior_rarity
+            if fraction is None or stop - start != fraction.shape[0] or smoothing <= 0:
+                raise ValueError(
+                    f"prior_rarity {prior_rarity} must be (first, end) of the candidates' class-histogram columns and a "
+                    "positive smoothing, and needs a 'labeled_class_fraction' observation of as many classes"
+                )
         if prior_column is not None:
             if not 0 <= prior_column < candidate_dim - gate_dim:
                 raise ValueError(
@@ -94,8 +107,21 @@ class RegionQNetwork(nn.Module):
         """The scores the greedy pick maximises: V + (gate x A [+ prior_scale x prior])."""
         value, advantage = self.value_and_advantage(obs)
         if self.prior_column is not None:  # a heuristic's score plus a learned correction
-            advantage = advantage + self.prior_scale * obs["candidates"][..., self.prior_column]
+            advantage = advantage + self.prior_scale * self.prior(obs)
         return value + advantage
+
+    def prior(self, obs: PyTorchObs) -> th.Tensor:
+        """The rule's score per candidate (B, K, N): the ``prior_column`` feature, times the candidate's expected
+        rarity with ``prior_rarity`` (sum_c hist_c / (labeled_fraction_c + smoothing), as
+        ``agents.baselines.expected_rarity``: margin_balance's score from margin's column)."""
+        score = obs["candidates"][..., self.prior_column]
+        if self.prior_rarity is None:
+            return score
+        start, stop, smoothing = self.prior_rarity
+        hist = obs["candidates"][..., start:stop]
+        hist = hist / hist.sum(dim=-1, keepdim=True).clamp_min(1e-8)
+        weights = 1.0 / (obs["labeled_class_fraction"] + smoothing)  # (B, C)
+        return score * th.einsum("bknc,bc->bkn", hist, weights)
 
     def fitted(self, obs: PyTorchObs) -> th.Tensor:
         """The scores the TD loss fits to the reward: ``forward``'s, or V + gate x A without the prior when
@@ -145,6 +171,8 @@ class RegionQPolicy(BasePolicy):
     :param prior_in_loss: False (measured best, docs/dqn.md): the TD loss fits V + gate x A alone and the
         prior only biases the greedy pick; True: it fits Q with the prior in it, so the correction learns the
         rewards' departure from prior_scale x prior (and cancels the prior)
+    :param prior_rarity: (first, end) of the class-histogram columns and the smoothing: the prior is
+        ``prior_column`` x the candidate's expected rarity (``prior="margin_balance"`` sets it); None: the column alone
     :param optimizer_class: Adam (measured: SGD, the paper's, barely moves the ranking; docs/dqn.md);
         ``th.optim.SGD`` for the paper's
     :param optimizer_kwargs: extra optimizer arguments; ``None`` gives ``momentum=0.9`` for SGD
@@ -165,6 +193,7 @@ class RegionQPolicy(BasePolicy):
         prior_column: int | None = None,
         prior_scale: float = 1.0,
         prior_in_loss: bool = False,
+        prior_rarity: tuple[int, int, float] | None = None,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -186,6 +215,7 @@ class RegionQPolicy(BasePolicy):
             "prior_column": prior_column,
             "prior_scale": prior_scale,
             "prior_in_loss": prior_in_loss,
+            "prior_rarity": None if prior_rarity is None else tuple(prior_rarity),
         }
         self._build(lr_schedule)
 
@@ -238,6 +268,7 @@ class RegionQPolicy(BasePolicy):
             prior_column=self.net_args["prior_column"],
             prior_scale=self.net_args["prior_scale"],
             prior_in_loss=self.net_args["prior_in_loss"],
+            prior_rarity=self.net_args["prior_rarity"],
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
