@@ -2,7 +2,8 @@
 # The CamVid benchmark on a 2-core CPU (docs/benchmark_camvid.md): scale 0.5 (180x240 images, the paper's
 # 90x80 regions scaled to 45x40, K=24), random / entropy / BALD in test mode with 3 seeds and the final
 # training (start set D_T + acquired regions) at every budget. WITH_DQN=1 first trains a BatchDQN on
-# train mode and benchmarks it too.
+# train mode (train.py's defaults: two envs of one torch thread each, starting from margin's ranking) and
+# benchmarks it too.
 #
 #   bash benchmarks/camvid_cpu.sh [CAMVID_ROOT] [OUT_DIR]
 #
@@ -18,7 +19,7 @@ if [ "${WITH_DQN:-0}" = 1 ]; then
     if compgen -G "$OUT/dqn/checkpoints/*.zip" > /dev/null; then RESUME=(--resume); fi
     if [ ! -f "$OUT/dqn/model.zip" ]; then
         python train.py --env SegAL-CamVid-v0 --env-kwargs "${ENV_KWARGS[@]}" --timesteps 200 --checkpoint-freq 40 \
-            --threads 2 --no-compare --no-progress-bar --out "$OUT/dqn" "${RESUME[@]}"
+            --threads 1 --no-compare --no-progress-bar --out "$OUT/dqn" "${RESUME[@]}"
     fi
     POLICIES+=("dqn=$OUT/dqn/model.zip")
 fi

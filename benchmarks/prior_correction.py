@@ -41,7 +41,7 @@ def correction_statistics(model: BatchDQN, env: gym.Env, seeds: list[int]) -> di
         tensors, _ = model.policy.obs_to_tensor(obs)
         with torch.no_grad():
             _, correction = net.value_and_advantage(tensors)
-        prior = net.prior_scale * tensors["candidates"][..., net.prior_column]
+        prior = net.prior_scale * net.prior(tensors)
         valid = tensors["action_mask"][0].bool()
         for pool in range(valid.shape[0]):
             c, p = correction[0, pool][valid[pool]].numpy(), prior[0, pool][valid[pool]].numpy()
