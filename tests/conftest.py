@@ -65,6 +65,41 @@ def tiny_kwargs(segal_cache) -> dict:
     return {**TINY_SYNTHETIC, "cache_dir": str(segal_cache)}
 
 
+FAKE_CLASSES = ["road", "pole"]
+
+
+def fake_record(policy: str, source: str, seed: int, mious: list[float], pixels: list[list[int]]) -> dict:
+    """A complete benchmark run record made by hand (budgets 10, 20, 30; classes road and pole), for tests of
+    what reads benchmark folders."""
+    from experiments.benchmark.runner import SCHEMA_VERSION
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "segal-benchmark-run",
+        "run_id": f"{policy}__seed{seed}",
+        "env_id": "SegAL-Synthetic-v0",
+        "env_kwargs": {},
+        "policy": policy,
+        "policy_source": source,
+        "seed": seed,
+        "budgets": [10, 20, 30],
+        "final_training": False,
+        "class_names": FAKE_CLASSES,
+        "num_pools": 10,
+        "wall_time_s": 1.0,
+        "entries": [
+            {
+                "budget": b,
+                "test_miou": m,
+                "test_per_class_iou": [m + 0.1, m - 0.1],
+                "reward_set_miou": m + 0.05,
+                "labeled_pixels_per_class": px,
+            }
+            for b, m, px in zip([10, 20, 30], mious, pixels)
+        ],
+    }
+
+
 def as_cli(kwargs: dict, exclude: tuple[str, ...] = ()) -> list[str]:
     """Env kwargs as the ``key=value`` words of train.py's and evaluate.py's --env-kwargs (JSON values)."""
     return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in kwargs.items() if k not in exclude]

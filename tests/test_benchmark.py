@@ -27,7 +27,7 @@ from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episod
 from experiments.provenance import provenance
 from segal_env.runtime import single_torch_thread
 
-from conftest import TINY_SYNTHETIC, as_cli
+from conftest import TINY_SYNTHETIC, as_cli, fake_record
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ["4", "8"]
@@ -344,35 +344,6 @@ def test_run_episode_is_a_pure_function_of_its_spec(serial_out, cache_dir):
 
 
 # ---- aggregation on a hand-made results set ------------------------------------------------------------
-CLASSES = ["road", "pole"]
-
-
-def fake_record(policy: str, source: str, seed: int, mious: list[float], pixels: list[list[int]]) -> dict:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "segal-benchmark-run",
-        "run_id": f"{policy}__seed{seed}",
-        "env_id": "SegAL-Synthetic-v0",
-        "env_kwargs": {},
-        "policy": policy,
-        "policy_source": source,
-        "seed": seed,
-        "budgets": [10, 20, 30],
-        "final_training": False,
-        "class_names": CLASSES,
-        "num_pools": 10,
-        "wall_time_s": 1.0,
-        "entries": [
-            {
-                "budget": b,
-                "test_miou": m,
-                "test_per_class_iou": [m + 0.1, m - 0.1],
-                "reward_set_miou": m + 0.05,
-                "labeled_pixels_per_class": px,
-            }
-            for b, m, px in zip([10, 20, 30], mious, pixels)
-        ],
-    }
 
 
 @pytest.fixture()
