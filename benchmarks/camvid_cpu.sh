@@ -3,7 +3,7 @@
 # 90x80 regions scaled to 45x40, K=24), random / entropy / BALD in test mode with 3 seeds and the final
 # training (start set D_T + acquired regions) at every budget. WITH_DQN=1 first trains a BatchDQN on
 # train mode (train.py's defaults: two envs of one torch thread each, starting from margin's ranking) and
-# benchmarks it too.
+# benchmarks it too, beside margin.
 #
 #   bash benchmarks/camvid_cpu.sh [CAMVID_ROOT] [OUT_DIR]
 #
@@ -21,7 +21,7 @@ if [ "${WITH_DQN:-0}" = 1 ]; then
         python train.py --env SegAL-CamVid-v0 --env-kwargs "${ENV_KWARGS[@]}" --timesteps 200 --checkpoint-freq 40 \
             --threads 1 --no-compare --no-progress-bar --out "$OUT/dqn" "${RESUME[@]}"
     fi
-    POLICIES+=("dqn=$OUT/dqn/model.zip")
+    POLICIES+=(margin "dqn=$OUT/dqn/model.zip")  # margin: the rule the agent starts from
 fi
 python evaluate.py --env SegAL-CamVid-v0 --env-kwargs "${ENV_KWARGS[@]}" \
     --policies "${POLICIES[@]}" --seeds 3 --budgets 192 384 576 768 \
