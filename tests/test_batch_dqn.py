@@ -359,3 +359,14 @@ def test_a_prior_kept_out_of_the_loss_biases_the_pick_but_not_the_fit(prior_in_l
         th.testing.assert_close(before[0], before[1])
         th.testing.assert_close(after[0], after[1])
         assert not th.allclose(after[0], before[0])
+
+
+def test_a_rarity_weighted_prior_is_checked_against_the_observation():
+    env = ToyRegionEnv()
+    num_classes = env.observation_space["labeled_class_fraction"].shape[0]
+    with pytest.raises(ValueError, match="needs prior_column"):
+        small_model(env, policy_kwargs={**SMALL_NET, "prior_rarity": (0, num_classes, 0.05)})
+    with pytest.raises(ValueError, match="class-histogram columns"):
+        small_model(env, policy_kwargs={**SMALL_NET, "prior_column": 0, "prior_rarity": (0, num_classes + 1, 0.05)})
+    with pytest.raises(ValueError, match="positive smoothing"):
+        small_model(env, policy_kwargs={**SMALL_NET, "prior_column": 0, "prior_rarity": (0, num_classes, 0.0)})
