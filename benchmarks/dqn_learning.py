@@ -7,8 +7,8 @@ reward-set gain (final - start D_R mIoU, in points = the episode's return). Per 
 agent's mean gain and its paired difference to each baseline (mean +- SE over episodes); over seeds:
 the mean of those and the SE over training seeds. Also how often the agent's pick is entropy's.
 
-The Q-network learns from scratch here, unlike train.py's BatchDQN, which starts from margin's ranking: this
-table measures what the network learns from the reward itself. Add --algo-kwargs 'policy_kwargs={"prior":"margin"}'
+The Q-network learns from scratch here, unlike train.py's BatchDQN, which starts from margin_balance's ranking: this
+table measures what the network learns from the reward itself. Add --algo-kwargs 'policy_kwargs={"prior":"margin_balance"}'
 for train.py's starting point.
 
     python benchmarks/dqn_learning.py                                   # seeds 0 1 2, 300 steps each

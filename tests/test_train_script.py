@@ -84,9 +84,9 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert "| random |" in capsys.readouterr().out
 
 
-def test_batchdqn_starts_from_margin_where_the_env_scores_it(tmp_path, cache_dir, capsys):
-    """train.py's BatchDQN default: Q = V + A + margin's score (prior kept out of the loss), which was level with
-    margin where the network from scratch was below it; policy_kwargs merge key by key, and prior=None opts out."""
+def test_batchdqn_starts_from_margin_balance_where_the_env_scores_margin(tmp_path, cache_dir, capsys):
+    """train.py's BatchDQN default: Q = V + A + margin_balance's score (prior kept out of the loss), level with margin
+    where the network from scratch was below it; policy_kwargs merge key by key, and prior=None opts out."""
     run(
         tmp_path,
         cache_dir,
@@ -98,12 +98,13 @@ def test_batchdqn_starts_from_margin_where_the_env_scores_it(tmp_path, cache_dir
         "--algo-kwargs",
         'policy_kwargs={"state_embed_dim":8}',
     )
-    assert "BatchDQN on SegAL-Synthetic-v0, starting from margin's ranking" in capsys.readouterr().out
+    assert "BatchDQN on SegAL-Synthetic-v0, starting from margin_balance's ranking" in capsys.readouterr().out
     model = BatchDQN.load(tmp_path / "run" / "model.zip", device="cpu")
-    assert model.q_net.prior_column is not None and model.q_net.prior_in_loss is False
+    assert model.q_net.prior_column is not None and model.q_net.prior_rarity is not None
+    assert model.q_net.prior_in_loss is False
     assert model.q_net.state_embed[-1].out_features == 8  # the user's policy_kwargs kept beside the default prior
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["algo_kwargs_used"]["policy_kwargs"] == {"prior": "margin", "state_embed_dim": 8}
+    assert config["algo_kwargs_used"]["policy_kwargs"] == {"prior": "margin_balance", "state_embed_dim": 8}
     run(
         tmp_path,
         cache_dir,

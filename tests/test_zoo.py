@@ -62,5 +62,6 @@ def test_zoo_trains_and_evaluates_a_segal_algorithm(algo, tiny_kwargs, tmp_path,
     agent = make_agent(run / "SegAL-Synthetic-v0.zip", env)
     action, _ = agent.predict(obs, deterministic=True)
     assert env.action_space.contains(np.asarray(action))
-    if algo == "batch_dqn":  # segal's hyperparameters start it from margin, as python train.py does
+    if algo == "batch_dqn":  # segal's hyperparameters start it from margin_balance, as python train.py does
         assert agent.policy.q_net.prior_column == env.unwrapped.feature_layout.extra("margin")
+        assert agent.policy.q_net.prior_rarity is not None
