@@ -2,7 +2,7 @@
 # The CamVid benchmark on a 2-core CPU (docs/benchmark_camvid.md): scale 0.5 (180x240 images, the paper's
 # 90x80 regions scaled to 45x40, K=24), random / entropy / BALD in test mode with 3 seeds and the final
 # training (start set D_T + acquired regions) at every budget. WITH_DQN=1 first trains a BatchDQN on
-# train mode (train.py's defaults: two envs of one torch thread each, starting from margin's ranking) and
+# train mode (train.py's defaults: two envs of one torch thread each, starting from margin_balance's ranking) and
 # benchmarks it too, beside margin.
 #
 #   bash benchmarks/camvid_cpu.sh [CAMVID_ROOT] [OUT_DIR]
