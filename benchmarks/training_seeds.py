@@ -49,15 +49,14 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
     table = by_policy_and_seed(records, rare)
     agents = sorted(p for p in table if p.startswith(agents_prefix))
     missing = [rule for rule in against if rule not in table]
-    if not agents or missing:
-        raise ValueError(
-            f"{folder} has policies {sorted(table)}: no agent named {agents_prefix}..."
-            if not agents
-            else f"{folder} has no runs of {missing} (policies: {sorted(table)})"
-        )
-    seeds = sorted(set.intersection(*(set(table[p]) for p in [*agents, *against])))
-    budgets = sorted(set.intersection(*(set(table[p][s]) for p in [*agents, *against] for s in seeds)))
-    if not seeds or not budgets:
+    if not agents:
+        raise ValueError(f"{folder} has policies {sorted(table)}: no agent named {agents_prefix}...")
+    if missing:
+        raise ValueError(f"{folder} has no runs of {missing} (policies: {sorted(table)})")
+    compared = [*agents, *against]
+    seeds = sorted(set.intersection(*(set(table[p]) for p in compared)))
+    budgets = sorted(set.intersection(*(set(table[p][s]) for p in compared for s in seeds))) if seeds else []
+    if not budgets:
         raise ValueError(f"the agents and {against} share no test seed and budget in {folder}")
 
     def value(policy: str, seed: int, budget: int, column: int) -> float:
@@ -68,7 +67,7 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
 
     out: dict = {"folder": str(folder), "agents": agents, "test_seeds": seeds, "budgets": budgets, "rare_classes": rare}
     out["miou"] = {
-        policy: {str(b): mean_se([value(policy, s, b, 0) for s in seeds]) for b in budgets} for policy in [*against]
+        policy: {str(b): mean_se([value(policy, s, b, 0) for s in seeds]) for b in budgets} for policy in against
     }
     out["miou"]["agents"] = {str(b): mean_se([agents_mean(s, b, 0) for s in seeds]) for b in budgets}
     out["against"] = {}

@@ -59,3 +59,10 @@ def test_a_folder_without_the_agents_or_the_rules_is_a_usage_error(training_seed
     with pytest.raises(SystemExit):
         training_seeds.main([str(tmp_path / "bench"), "--agents", "margin", "--against", "entropy"])
     assert "no runs of ['entropy']" in capsys.readouterr().err
+    write_runs(tmp_path / "other", [fake_record("dqn_s0", "/m.zip", 1, [0.3, 0.4, 0.5], [[9, 1]] * 3)])
+    (tmp_path / "other" / "runs" / "margin__seed0.json").write_text(
+        json.dumps(fake_record("margin", "margin", 0, [0.3, 0.4, 0.5], [[9, 1]] * 3))
+    )
+    with pytest.raises(SystemExit):  # different test seeds: nothing to pair
+        training_seeds.main([str(tmp_path / "other"), "--agents", "dqn_s", "--against", "margin"])
+    assert "share no test seed" in capsys.readouterr().err
