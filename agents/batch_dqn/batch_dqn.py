@@ -58,15 +58,13 @@ def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str |
 
 
 def select_pools(obs: PyTorchObs, pools: th.Tensor) -> dict[str, th.Tensor]:
-    """Keep one pool per batch row: candidates (B, 1, N, Da) and mask (B, 1, N); the state is shared."""
+    """Keep one pool per batch row: candidates (B, 1, N, Da) and mask (B, 1, N); what the pools share (the state,
+    the labeled class fraction a rarity-weighted prior reads) passes through."""
+    assert isinstance(obs, dict), "BatchDQN's observations are Dicts (checked with the spaces)"
     rows = th.arange(pools.shape[0], device=pools.device)
-    selected = {
-        "state": obs["state"],
-        "candidates": obs["candidates"][rows, pools].unsqueeze(1),
-        "action_mask": obs["action_mask"][rows, pools].unsqueeze(1),
-    }
-    if "labeled_class_fraction" in obs:  # a rarity-weighted prior reads it
-        selected["labeled_class_fraction"] = obs["labeled_class_fraction"]
+    per_pool = ("candidates", "action_mask")
+    selected = {key: value for key, value in obs.items() if key not in per_pool}
+    selected.update({key: obs[key][rows, pools].unsqueeze(1) for key in per_pool})
     return selected
 
 
