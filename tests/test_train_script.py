@@ -79,8 +79,20 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
         for key in ("final_miou", "test_miou"):
             assert len(row[key]["values"]) == 2 and all(0.0 <= v <= 1.0 for v in row[key]["values"])
         assert len(row["return"]["values"]) == 2
+    reference = comparison["reference"]
+    means = {name: row["test_miou"]["mean"] for name, row in comparison["policies"].items()}
+    assert reference == max(["random", "entropy", "margin"], key=means.get)
+    assert set(comparison["paired"]) == set(comparison["policies"]) - {reference}
+    agent_values = comparison["policies"]["BatchDQN"]["test_miou"]["values"]
+    reference_values = comparison["policies"][reference]["test_miou"]["values"]
+    differences = [100 * (a - r) for a, r in zip(agent_values, reference_values)]
+    paired = comparison["paired"]["BatchDQN"]
+    assert paired["mean"] == pytest.approx(sum(differences) / 2) and paired["n"] == 2
+    assert paired["se"] == pytest.approx(abs(differences[0] - differences[1]) / 2)
     table = (out / "comparison.md").read_text()
     assert "| BatchDQN |" in table and "| entropy |" in table and "test mIoU" in table
+    assert f"test mIoU - {reference} (paired)" in table and f"| {reference} |" in table and "(reference)" in table
+    assert f"{paired['mean']:+.2f} ± {paired['se']:.2f} |" in table
     assert "| random |" in capsys.readouterr().out
 
 

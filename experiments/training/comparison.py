@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents import SinglePoolWrapper, make_agent
-from experiments.benchmark.statistics import mean_std
+from experiments.benchmark.statistics import mean_std, paired_difference
 from experiments.episodes import play_episode
 from experiments.training.config import RunConfig
 from experiments.training.envs import env_summary
@@ -56,6 +57,7 @@ def compare(config: RunConfig, model_path: Path, kwargs: dict[str, Any]) -> dict
         rows[name]["seconds"] = time.perf_counter() - started
         print(f"compared {name}: {len(seeds)} episodes in {rows[name]['seconds']:.0f} s", flush=True)
     base_env.close()
+    reference = best_baseline(rows)
     return {
         "env_id": config.env_id,
         "algo": config.algo,
@@ -65,19 +67,57 @@ def compare(config: RunConfig, model_path: Path, kwargs: dict[str, Any]) -> dict
         "seeds": seeds,
         "deterministic": True,
         "policies": rows,
+        "reference": reference,
+        "paired": paired_with(rows, reference),
+    }
+
+
+def best_baseline(rows: dict[str, dict[str, Any]]) -> str:
+    """The baseline with the highest mean test mIoU on these episodes: the rule a learned agent has to beat."""
+    return max(BASELINES_TO_COMPARE, key=lambda name: rows[name]["test_miou"]["mean"])
+
+
+def paired_with(rows: dict[str, dict[str, Any]], reference: str) -> dict[str, dict[str, Any]]:
+    """Each policy's test mIoU minus the reference's on the same episodes, in mIoU points: mean, sd, SE and the
+    episodes the difference would need for 2 SE (``paired_difference``). Why paired: the episodes' own spread
+    (about 1 point on the synthetic preset) is shared by every policy and cancels in the difference."""
+    reference_values = rows[reference]["test_miou"]["values"]
+    return {
+        name: paired_difference([100 * v for v in row["test_miou"]["values"]], [100 * v for v in reference_values])
+        for name, row in rows.items()
+        if name != reference
     }
 
 
 def comparison_table(comparison: dict[str, Any]) -> str:
-    """Markdown table; mIoU in % (x100, the reward's scale), mean ± std over the episodes."""
+    """Markdown table; mIoU in % (x100, the reward's scale), mean ± std over the episodes, and each policy's
+    paired test-mIoU difference with the best baseline, mean ± SE over the same episodes."""
+    reference = comparison["reference"]
     lines = [
         f"{comparison['env_id']}, mode=test, {comparison['episodes']} episodes (seeds {comparison['seeds']}), "
         f"budget {comparison['eval_env']['budget']} regions",
         "",
-        "| policy | final D_R mIoU (%) | test mIoU (%) | mean return |",
-        "|---|---|---|---|",
+        f"| policy | final D_R mIoU (%) | test mIoU (%) | mean return | test mIoU - {reference} (paired) |",
+        "|---|---|---|---|---|",
     ]
     for name, row in comparison["policies"].items():
         cells = [f"{100 * row[k]['mean']:.2f} ± {100 * row[k]['std']:.2f}" for k in ("final_miou", "test_miou")]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {row['return']['mean']:.2f} |")
+        lines.append(
+            f"| {name} | {cells[0]} | {cells[1]} | {row['return']['mean']:.2f} | {_paired_cell(comparison, name)} |"
+        )
+    lines += [
+        "",
+        f"Paired: mean ± SE of the per-episode difference with {reference}, the best baseline here. A difference "
+        "smaller than 2 SE is not told apart from the episodes' noise; more --eval-episodes shrink the SE.",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _paired_cell(comparison: dict[str, Any], name: str) -> str:
+    if name == comparison["reference"]:
+        return "(reference)"
+    paired = comparison["paired"][name]
+    if not math.isfinite(paired["mean"]):  # an env without a test split
+        return "n/a"
+    se = f"{paired['se']:.2f}" if math.isfinite(paired["se"]) else "n/a"
+    return f"{paired['mean']:+.2f} ± {se}"
