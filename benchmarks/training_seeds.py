@@ -18,6 +18,7 @@ Results go to ``<out>.json`` / ``<out>.md``, written atomically.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,11 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
     return out
 
 
+def _se(value: float) -> str:
+    """An SE cell; one training seed (or one test seed) has none, which reads better as n/a than as nan."""
+    return f"{value:.2f}" if math.isfinite(value) else "n/a"
+
+
 def to_markdown(result: dict) -> str:
     agents, budgets = result["agents"], result["budgets"]
     lines = [
@@ -120,11 +126,11 @@ def to_markdown(result: dict) -> str:
         ]
         for agent in agents:
             cells = [rows[str(b)]["per_agent"][agent] for b in budgets]
-            lines.append(f"| {agent} | " + " | ".join(f"{c['mean']:+.2f} ({c['se']:.2f})" for c in cells) + " |")
+            lines.append(f"| {agent} | " + " | ".join(f"{c['mean']:+.2f} ({_se(c['se'])})" for c in cells) + " |")
         lines.append(
             "| **mean** | "
             + " | ".join(
-                f"**{rows[str(b)]['mean']:+.2f}** ({rows[str(b)]['se_training_seeds']:.2f}; {rows[str(b)]['se_pooled']:.2f})"
+                f"**{rows[str(b)]['mean']:+.2f}** ({_se(rows[str(b)]['se_training_seeds'])}; {_se(rows[str(b)]['se_pooled'])})"
                 for b in budgets
             )
             + " |"
@@ -134,7 +140,7 @@ def to_markdown(result: dict) -> str:
             "",
             f"Rare-class share of the labels at {share['budget']} regions: agents {100 * share['agents']['mean']:.1f}%, "
             f"{rule} {100 * share['rule']['mean']:.1f}%, difference {100 * share['difference']['mean']:+.2f} "
-            f"({100 * share['difference']['se']:.2f}) points.",
+            f"({_se(100 * share['difference']['se'])}) points.",
         ]
     return "\n".join(lines) + "\n"
 

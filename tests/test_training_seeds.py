@@ -51,6 +51,21 @@ def test_the_agents_mean_over_training_seeds_and_both_ses_match_hand_computed_va
     assert "| **mean** | **+2.50** (0.50; 1.00)" in (tmp_path / "bench" / "training_seeds.md").read_text()
 
 
+def test_one_training_seed_reports_its_pooled_se_and_no_se_over_training_seeds(training_seeds, tmp_path):
+    records = [
+        fake_record("margin", "margin", 0, [0.30, 0.40, 0.50], [[9, 1]] * 3),
+        fake_record("margin", "margin", 1, [0.32, 0.42, 0.52], [[9, 1]] * 3),
+        fake_record("dqn_s0", "/m/s0.zip", 0, [0.31, 0.41, 0.51], [[8, 2]] * 3),
+        fake_record("dqn_s0", "/m/s0.zip", 1, [0.35, 0.45, 0.55], [[8, 2]] * 3),
+    ]
+    write_runs(tmp_path / "bench", records)
+    out = training_seeds.main([str(tmp_path / "bench"), "--agents", "dqn_s", "--against", "margin"])
+    row = out["against"]["margin"]["30"]
+    assert row["mean"] == pytest.approx(2.0) and row["se_pooled"] == pytest.approx(1.0)
+    table = (tmp_path / "bench" / "training_seeds.md").read_text()
+    assert "| **mean** | **+2.00** (n/a; 1.00) |" in table and "nan" not in table
+
+
 def test_a_folder_without_the_agents_or_the_rules_is_a_usage_error(training_seeds, tmp_path, capsys):
     write_runs(tmp_path / "bench", [fake_record("margin", "margin", 0, [0.3, 0.4, 0.5], [[9, 1]] * 3)])
     with pytest.raises(SystemExit):
