@@ -296,6 +296,7 @@ def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
     assert config["algo_kwargs_used"]["n_steps"] * config["n_envs"] == 8  # a rollout holds two episodes in all
     assert list(comparison["policies"])[0] == algo
     assert comparison["eval_env"]["pool_size"] == 3 and comparison["eval_env"]["num_pools"] == 4
+    assert comparison["paired"][algo]["n"] == 1 and " ± n/a |" in (tmp_path / "run" / "comparison.md").read_text()
 
 
 @pytest.mark.parametrize("algo", ["BatchDQN", "MaskablePPO"])
