@@ -18,13 +18,12 @@ Results go to ``<out>.json`` / ``<out>.md``, written atomically.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
 
 from experiments.benchmark.aggregate import load_results, summarize
-from experiments.benchmark.statistics import mean_se, paired_difference
+from experiments.benchmark.statistics import mean_se, paired_difference, se_text
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -98,11 +97,6 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
     return out
 
 
-def _se(value: float) -> str:
-    """An SE cell; one training seed (or one test seed) has none, which reads better as n/a than as nan."""
-    return f"{value:.2f}" if math.isfinite(value) else "n/a"
-
-
 def to_markdown(result: dict) -> str:
     agents, budgets = result["agents"], result["budgets"]
     lines = [
@@ -126,11 +120,11 @@ def to_markdown(result: dict) -> str:
         ]
         for agent in agents:
             cells = [rows[str(b)]["per_agent"][agent] for b in budgets]
-            lines.append(f"| {agent} | " + " | ".join(f"{c['mean']:+.2f} ({_se(c['se'])})" for c in cells) + " |")
+            lines.append(f"| {agent} | " + " | ".join(f"{c['mean']:+.2f} ({se_text(c['se'])})" for c in cells) + " |")
         lines.append(
             "| **mean** | "
             + " | ".join(
-                f"**{rows[str(b)]['mean']:+.2f}** ({_se(rows[str(b)]['se_training_seeds'])}; {_se(rows[str(b)]['se_pooled'])})"
+                f"**{rows[str(b)]['mean']:+.2f}** ({se_text(rows[str(b)]['se_training_seeds'])}; {se_text(rows[str(b)]['se_pooled'])})"
                 for b in budgets
             )
             + " |"
@@ -140,7 +134,7 @@ def to_markdown(result: dict) -> str:
             "",
             f"Rare-class share of the labels at {share['budget']} regions: agents {100 * share['agents']['mean']:.1f}%, "
             f"{rule} {100 * share['rule']['mean']:.1f}%, difference {100 * share['difference']['mean']:+.2f} "
-            f"({_se(100 * share['difference']['se'])}) points.",
+            f"({se_text(100 * share['difference']['se'])}) points.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -44,6 +44,11 @@ def paired_difference(a: Iterable[float], b: Iterable[float]) -> dict[str, float
     return result
 
 
+def se_text(se: float) -> str:
+    """An SE for a table, two decimals; "n/a" where one seed or one episode leaves none (nan)."""
+    return f"{se:.2f}" if math.isfinite(se) else "n/a"
+
+
 def seeds_for_2se(mean: float, sd: float) -> int | None:
     """Seeds n with 2 sd / sqrt(n) <= |mean|: how many paired runs a difference this size needs to be
     resolved at 2 SE (None when it is zero or the sd is unknown; at least 2)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents import SinglePoolWrapper, make_agent
-from experiments.benchmark.statistics import mean_std, paired_difference
+from experiments.benchmark.statistics import mean_std, paired_difference, se_text
 from experiments.episodes import play_episode
 from experiments.training.config import RunConfig
 from experiments.training.envs import env_summary
@@ -117,5 +116,4 @@ def _paired_cell(comparison: dict[str, Any], name: str) -> str:
     if name == comparison["reference"]:
         return "(reference)"
     paired = comparison["paired"][name]
-    se = f"{paired['se']:.2f}" if math.isfinite(paired["se"]) else "n/a"  # one episode has no SE
-    return f"{paired['mean']:+.2f} ± {se}"
+    return f"{paired['mean']:+.2f} ± {se_text(paired['se'])}"
