@@ -24,6 +24,8 @@ from agents import BatchDQN  # noqa: E402
 from experiments import training  # noqa: E402
 from experiments.checkpoints import newest_checkpoint  # noqa: E402
 from experiments.provenance import provenance  # noqa: E402
+from experiments.training.comparison import describe_test_scoring  # noqa: E402
+from experiments.training.envs import comparison_env_kwargs, eval_env_kwargs, make_env  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
 
 import train  # noqa: E402
@@ -75,6 +77,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy", "margin"]
     assert comparison["seeds"] == [training.DEFAULT_EVAL_SEED, training.DEFAULT_EVAL_SEED + 1]
     assert comparison["eval_env_kwargs"]["mode"] == "test"
+    assert comparison["eval_env_kwargs"]["final_training"] is True and comparison["eval_env"]["final_training"]
     for row in comparison["policies"].values():
         for key in ("final_miou", "test_miou"):
             assert len(row[key]["values"]) == 2 and all(0.0 <= v <= 1.0 for v in row[key]["values"])
@@ -91,6 +94,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert paired["se"] == pytest.approx(abs(differences[0] - differences[1]) / 2)
     table = (out / "comparison.md").read_text()
     assert "| BatchDQN |" in table and "| entropy |" in table and "test mIoU" in table
+    assert "test mIoU after a 2-step final training from the start network, fixed seeds on the labels" in table
     assert f"test mIoU - {reference} (paired)" in table and f"| {reference} |" in table and "(reference)" in table
     assert f"{paired['mean']:+.2f} ± {paired['se']:.2f} |" in table
     assert "| random |" in capsys.readouterr().out
@@ -297,6 +301,28 @@ def test_ppo_family_runs_with_region_set_extractor(tmp_path, cache_dir, algo):
     assert list(comparison["policies"])[0] == algo
     assert comparison["eval_env"]["pool_size"] == 3 and comparison["eval_env"]["num_pools"] == 4
     assert comparison["paired"][algo]["n"] == 1 and " ± n/a |" in (tmp_path / "run" / "comparison.md").read_text()
+
+
+def test_the_comparison_scores_by_the_final_training_unless_told_otherwise(tmp_path, cache_dir):
+    """The comparison scores as evaluate.py --final-training does; --eval-freq's env stays without it (its
+    selection reads the reward set); --eval-env-kwargs final_training=False restores the episode network's score."""
+    parser = training.build_parser()
+    base = ["--out", str(tmp_path), *tiny_env_kwargs(cache_dir)]
+    probe = make_env("SegAL-Synthetic-v0", {**TINY_SYNTHETIC, "cache_dir": str(cache_dir)}, "BatchDQN")
+    config = training.resolve_config(parser.parse_args(base), base)
+    assert comparison_env_kwargs(config, probe)["final_training"] is True
+    assert "final_training" not in eval_env_kwargs(config, probe)
+    opted_out = [*base, "--eval-env-kwargs", "final_training=False"]
+    config = training.resolve_config(parser.parse_args(opted_out), opted_out)
+    assert comparison_env_kwargs(config, probe)["final_training"] is False
+    scorings = {
+        "episode": {"final_training": False},
+        "paper": {"final_training": True, "final_steps": 300, "final_start": "current", "final_seed": "episode"},
+    }
+    assert describe_test_scoring(scorings["episode"]) == "test mIoU of the episode's fine-tuned network"
+    assert describe_test_scoring(scorings["paper"]) == (
+        "test mIoU after a 300-step final training from the episode's network on the labels"
+    )
 
 
 @pytest.mark.parametrize("algo", ["BatchDQN", "MaskablePPO"])

@@ -94,7 +94,7 @@ def comparison_table(comparison: dict[str, Any]) -> str:
     reference = comparison["reference"]
     lines = [
         f"{comparison['env_id']}, mode=test, {comparison['episodes']} episodes (seeds {comparison['seeds']}), "
-        f"budget {comparison['eval_env']['budget']} regions",
+        f"budget {comparison['eval_env']['budget']} regions, {describe_test_scoring(comparison['eval_env'])}",
         "",
         f"| policy | final D_R mIoU (%) | test mIoU (%) | mean return | test mIoU - {reference} (paired) |",
         "|---|---|---|---|---|",
@@ -117,3 +117,12 @@ def _paired_cell(comparison: dict[str, Any], name: str) -> str:
         return "(reference)"
     paired = comparison["paired"][name]
     return f"{paired['mean']:+.2f} ± {se_text(paired['se'])}"
+
+
+def describe_test_scoring(settings: dict[str, Any]) -> str:
+    """How the test mIoU column was made, from the comparison env's resolved settings."""
+    if not settings.get("final_training"):
+        return "test mIoU of the episode's fine-tuned network"
+    start = "the start network" if settings.get("final_start") == "start" else "the episode's network"
+    seeds = ", fixed seeds" if settings.get("final_seed") == "fixed" else ""
+    return f"test mIoU after a {settings['final_steps']}-step final training from {start}{seeds} on the labels"

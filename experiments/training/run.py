@@ -18,7 +18,14 @@ from experiments.provenance import provenance
 from experiments.training.algorithm import create_model, default_prior, load_checkpoint, policy_and_kwargs, train
 from experiments.training.comparison import compare, comparison_table
 from experiments.training.config import RunConfig, build_parser, resolve_config
-from experiments.training.envs import env_summary, eval_env_kwargs, make_env, monitored, training_envs
+from experiments.training.envs import (
+    comparison_env_kwargs,
+    env_summary,
+    eval_env_kwargs,
+    make_env,
+    monitored,
+    training_envs,
+)
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -85,6 +92,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     env = training_envs(config, probe)
     resolved = env_summary(probe)
     test_kwargs = eval_env_kwargs(config, probe)
+    compare_kwargs = comparison_env_kwargs(config, probe)
     del probe  # with --n-envs > 1 the workers hold their own envs: this one's data and networks are freed
     try:
         if resume_from is not None:
@@ -131,7 +139,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     env.close()
     if not config.compare or config.eval_episodes == 0:
         return {}
-    comparison = compare(config, model_path, test_kwargs)
+    comparison = compare(config, model_path, compare_kwargs)
     table = comparison_table(comparison)
     atomic_write_json(comparison, out / "comparison.json")
     atomic_write_text(table, out / "comparison.md")
