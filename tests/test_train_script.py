@@ -74,7 +74,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
 
     saved = json.loads((out / "comparison.json").read_text())
     assert saved == json.loads(json.dumps(comparison))
-    assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy", "margin"]
+    assert list(comparison["policies"]) == ["BatchDQN", "random", "entropy", "margin", "margin_balance"]
     assert comparison["seeds"] == [training.DEFAULT_EVAL_SEED, training.DEFAULT_EVAL_SEED + 1]
     assert comparison["eval_env_kwargs"]["mode"] == "test"
     assert comparison["eval_env_kwargs"]["final_training"] is True and comparison["eval_env"]["final_training"]
@@ -84,7 +84,7 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
         assert len(row["return"]["values"]) == 2
     reference = comparison["reference"]
     means = {name: row["test_miou"]["mean"] for name, row in comparison["policies"].items()}
-    assert reference == max(["random", "entropy", "margin"], key=means.get)
+    assert reference == max(["random", "entropy", "margin", "margin_balance"], key=means.get)
     assert set(comparison["paired"]) == set(comparison["policies"]) - {reference}
     agent_values = comparison["policies"]["BatchDQN"]["test_miou"]["values"]
     reference_values = comparison["policies"][reference]["test_miou"]["values"]
@@ -287,7 +287,7 @@ def test_dqn_gets_one_pool(tmp_path, cache_dir):
     assert config["env_kwargs"]["num_pools"] == 1 and config["env_resolved"]["num_pools"] == 1
     assert config["algo_kwargs_used"]["learning_starts"] == 4
     assert comparison["eval_env"]["num_pools"] == 1
-    assert list(comparison["policies"]) == ["DQN", "random", "entropy", "margin"]
+    assert list(comparison["policies"]) == ["DQN", "random", "entropy", "margin", "margin_balance"]
 
 
 @pytest.mark.parametrize("algo", ["PPO", "MaskablePPO"])
@@ -356,7 +356,7 @@ def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path
     assert (out / "best_model.zip").is_file()
     monitor = (out / "eval_monitor.csv").read_text().splitlines()
     assert monitor[1].split(",")[-2:] == ["miou", "test_miou"] and len(monitor) == 4  # header, columns, 2 episodes
-    assert list(comparison["policies"]) == [algo, f"{algo} (best)", "random", "entropy", "margin"]
+    assert list(comparison["policies"]) == [algo, f"{algo} (best)", "random", "entropy", "margin", "margin_balance"]
 
 
 def test_same_episodes_at_every_evaluation(tmp_path, cache_dir):

@@ -15,7 +15,8 @@ The run directory (``--out``, default ``runs/<env>-<algo>-seed<seed>``) receives
 - with ``--eval-freq N``: ``best_model.zip`` (best mean reward-set gain over periodic test-mode evaluations),
   ``evaluations.json`` (returns and test mIoU of each evaluation), ``eval_monitor.csv`` (``miou``, ``test_miou``);
 - ``comparison.json`` / ``comparison.md``: the trained agent (greedy; also the best model with ``--eval-freq``)
-  against random, entropy and margin on held-out test episodes (env in ``mode="test"``), every policy on the same seeds.
+  against random, entropy, margin and margin_balance on held-out test episodes (env in ``mode="test"``, scored after
+  the final training), every policy on the same seeds.
 
 Usage errors (unknown env or algorithm, malformed key=value lists, incompatible options) exit with
 code 2 and an argparse-style message.

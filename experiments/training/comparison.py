@@ -14,7 +14,9 @@ from experiments.episodes import play_episode
 from experiments.training.config import RunConfig
 from experiments.training.envs import env_summary
 
-BASELINES_TO_COMPARE = ("random", "entropy", "margin")
+# margin is the best single rule on both presets; margin_balance is the rule BatchDQN starts from (train.py's prior),
+# so its row says what training added to it
+BASELINES_TO_COMPARE = ("random", "entropy", "margin", "margin_balance")
 
 
 def run_episodes(agent: Any, env: gym.Env, seeds: list[int]) -> dict[str, list[float]]:

@@ -85,8 +85,8 @@ class RunConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Train an agent on a SegAL env, then compare it (greedy) with the random, entropy and margin "
-        "baselines on held-out test episodes.",
+        description="Train an agent on a SegAL env, then compare it (greedy) with the random, entropy, margin "
+        "and margin_balance baselines on held-out test episodes, scored after the final training.",
         epilog="Outputs: model.zip, config.json, tb/, monitor.csv, checkpoints/, comparison.json/.md in --out.",
     )
     parser.add_argument("--env", default=DEFAULT_ENV_ID, help=f"registered SegAL env id (default {DEFAULT_ENV_ID})")
