@@ -325,6 +325,16 @@ def test_the_comparison_scores_by_the_final_training_unless_told_otherwise(tmp_p
     )
 
 
+def test_an_env_the_comparison_cannot_read_is_refused_before_training(tmp_path, cache_dir, capsys):
+    kwargs = {**TINY_SYNTHETIC, "cache_dir": str(cache_dir), "extra_features": ["entropy"]}
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--out", str(tmp_path / "run"), "--env-kwargs", *as_cli(kwargs), "--timesteps", "4"])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "margin cannot read this env" in message and "extra_features including 'margin'" in message
+    assert "--no-compare" in message and not (tmp_path / "run" / "model.zip").exists()
+
+
 @pytest.mark.parametrize("algo", ["BatchDQN", "MaskablePPO"])
 def test_eval_freq_evaluates_the_same_episodes_and_keeps_the_best_model(tmp_path, cache_dir, algo):
     """Test-mode budget 16 = 4 steps of 4 picks; training 8 steps evaluated every 4: two evaluations."""

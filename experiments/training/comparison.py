@@ -19,6 +19,19 @@ from experiments.training.envs import env_summary
 BASELINES_TO_COMPARE = ("random", "entropy", "margin", "margin_balance")
 
 
+def check_baselines(env: gym.Env) -> None:
+    """Build every comparison baseline against ``env``'s observation, so that an env without a feature one of them
+    reads is a usage error before training rather than a crash after it."""
+    for name in BASELINES_TO_COMPARE:
+        try:
+            make_agent(name, env)
+        except KeyError as error:
+            raise ValueError(
+                f"the comparison after training plays {', '.join(BASELINES_TO_COMPARE)}, and {name} cannot read "
+                f"this env: {error.args[0]}; or pass --no-compare"
+            ) from None
+
+
 def run_episodes(agent: Any, env: gym.Env, seeds: list[int]) -> dict[str, list[float]]:
     """One greedy episode per seed: final D_R mIoU, test mIoU and return of each."""
     episodes = [play_episode(agent, env, seed) for seed in seeds]

@@ -16,7 +16,7 @@ from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_mode
 from experiments.folder_lock import FolderBusy, FolderLock
 from experiments.provenance import provenance
 from experiments.training.algorithm import create_model, default_prior, load_checkpoint, policy_and_kwargs, train
-from experiments.training.comparison import compare, comparison_table
+from experiments.training.comparison import check_baselines, compare, comparison_table
 from experiments.training.config import RunConfig, build_parser, resolve_config
 from experiments.training.envs import (
     comparison_env_kwargs,
@@ -70,6 +70,11 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
         probe = make_env(config.env_id, config.env_kwargs, config.algo)
     except (TypeError, ValueError, FileNotFoundError) as error:
         parser.error(f"--env-kwargs: cannot create {config.env_id}: {error}")
+    if config.compare and config.eval_episodes:
+        try:
+            check_baselines(probe)
+        except ValueError as error:
+            parser.error(f"--env-kwargs: {error}")
 
     steps = probe.unwrapped.config.steps_per_episode  # type: ignore[attr-defined]
     total = config.total_timesteps(steps)
