@@ -15,6 +15,8 @@ mode (``--variants``: the env's ``final_*`` settings, segal_env.finetuning.Final
   reward in ``--rewards``. Within a state: from states along margin's episodes, margin's and a random
   pick are each fine-tuned with ``--repeats`` seeds: signal = mean gain difference, noise = sd of one
   pick's gain over fine-tuning seeds (the noise a learner's regression target carries).
+- ``final_reward`` (not in the default run): the same within-state measure for a reward read from the quiet
+  final training on the labels plus the pick (D_R mIoU), its noise over ``--repeats`` fixed seeds.
 
     python benchmarks/noise_floor.py --threads 1 --out benchmarks/results/noise_floor
 
@@ -182,34 +184,84 @@ def section_reward(env_id: str, kwargs: dict, rewards: list[str], seeds: list[in
         print(f"reward {reward}: signal {signal:+.3f} noise {noise:.3f} snr {signal / noise:.2f}", flush=True)
     # within a state: the same pick fine-tuned with several seeds
     env = gym.make(env_id, **{**kwargs, "mode": "train"})
-    u = env.unwrapped
-    margin, rng = make_agent("margin", env), np.random.default_rng(0)
+    u, rng = env.unwrapped, np.random.default_rng(0)
     differences, spreads = [], []
-    for seed in seeds[:3]:
-        obs, _ = env.reset(seed=seed)
-        for step in range(u.config.steps_per_episode):
-            action = margin.predict(obs)[0]
-            if step % 3 == 0:
-                random_action = np.array([rng.choice(np.flatnonzero(m)) for m in obs["action_mask"]])
-                earlier = u.labeled.labeled_ids()
-                gains = {"margin": [], "random": []}
-                for r in range(repeats):
-                    pick = u.data.replay_pick(
-                        u.config.finetune, np.random.default_rng(r), earlier.numel(), u.config.num_pools
-                    )
-                    draws = StepDraws(int(rng.integers(2**31 - 1)), earlier, pick)
-                    for name, act in (("margin", action), ("random", random_action)):
-                        chosen = chosen_regions(u.pools, act).to(u.device)
-                        gains[name].append(100 * (u._try(chosen, draws) - u._miou))
-                differences.append(np.mean(gains["margin"]) - np.mean(gains["random"]))
-                spreads.append(np.mean([np.std(g, ddof=1) for g in gains.values()]))
-            obs, _, done, _, _ = env.step(action)
-            if done:
-                break
+    for action, random_action in states_along_margin(env, seeds[:3], rng):
+        earlier = u.labeled.labeled_ids()
+        gains: dict[str, list[float]] = {"margin": [], "random": []}
+        for r in range(repeats):
+            pick = u.data.replay_pick(u.config.finetune, np.random.default_rng(r), earlier.numel(), u.config.num_pools)
+            draws = StepDraws(int(rng.integers(2**31 - 1)), earlier, pick)
+            for name, act in (("margin", action), ("random", random_action)):
+                chosen = chosen_regions(u.pools, act).to(u.device)
+                gains[name].append(100 * (u._try(chosen, draws) - u._miou))
+        differences.append(np.mean(gains["margin"]) - np.mean(gains["random"]))
+        spreads.append(np.mean([np.std(g, ddof=1) for g in gains.values()]))
     signal, noise = float(np.mean(differences)), float(np.mean(spreads))
     within = {"signal": signal, "noise": noise, "snr": signal / noise, "states": len(differences), "repeats": repeats}
     print(f"reward within a state: signal {signal:+.3f} noise {noise:.3f} snr {signal / noise:.2f}", flush=True)
     return {"across_seeds": across, "within_state": within}
+
+
+def states_along_margin(env: gym.Env, seeds: list[int], rng: np.random.Generator):
+    """Every third state of margin's train-mode episodes on ``seeds``: yields (margin's action, a random valid
+    action) with the env in that state; margin's action is played once the caller is done with the state."""
+    margin = make_agent("margin", env)
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        for step in range(env.unwrapped.config.steps_per_episode):
+            action = margin.predict(obs)[0]
+            if step % 3 == 0:
+                yield action, np.array([rng.choice(np.flatnonzero(m)) for m in obs["action_mask"]])
+            obs, _, done, _, _ = env.step(action)
+            if done:
+                break
+
+
+def section_final_reward(env_id: str, kwargs: dict, seeds: list[int], repeats: int) -> dict:
+    """The within-state measure of ``reward`` for a reward read from a final training instead of the step's
+    fine-tuning: each pick is labeled, the reward set is scored after the quiet final training (the synthetic
+    preset's: ``final_steps`` from the start network, one fixed seed) and the pick is forgotten. With one fixed seed
+    that score is a function of the labels, so a learner would see the same reward for the same pick; its noise is
+    how far the score moves when only the fixed seed changes (``repeats`` seeds), the chaos a different pick also
+    carries. A reward built from it costs one final training per env step."""
+    env = gym.make(env_id, **{**kwargs, "mode": "train"})
+    u, rng = env.unwrapped, np.random.default_rng(0)
+    spec = FinalTraining(u.config.final_steps, "start", 0.0, 1, "fixed", u.config.final_start_share)
+    differences, spreads = [], []
+    for action, random_action in states_along_margin(env, seeds[:3], rng):
+        scores: dict[str, list[float]] = {"margin": [], "random": []}
+        for name, act in (("margin", action), ("random", random_action)):
+            chosen = chosen_regions(u.pools, act).to(u.device)
+            u.labeled.mark(chosen)
+            for r in range(repeats):
+                [(miou, _)] = final_scores(
+                    u.trainer,
+                    u.data.everything(),
+                    [(u._reward_images, u._reward_labels)],
+                    u._optim(),
+                    spec,
+                    u.crop_size,
+                    spec.seeds(0, u.config.checkpoint_seed + 1000 * r),
+                    u._start_state,
+                    start_samples=int(u.data.start_images.shape[0]),
+                )
+                scores[name].append(100 * miou)
+            u.labeled.unmark(chosen)
+        differences.append(np.mean(scores["margin"]) - np.mean(scores["random"]))
+        spreads.append(np.mean([np.std(v, ddof=1) for v in scores.values()]))
+        print(f"final reward, state {len(differences)}: margin - random {differences[-1]:+.3f}", flush=True)
+    signal, noise = float(np.mean(differences)), float(np.mean(spreads))
+    print(f"final-training reward within a state: signal {signal:+.3f} noise {noise:.3f}", flush=True)
+    return {
+        "signal": signal,
+        "noise": noise,
+        "snr": signal / noise,
+        "states": len(differences),
+        "repeats": repeats,
+        "differences": [float(d) for d in differences],
+        "sd_of_differences": mean_std(differences)[1],
+    }
 
 
 # ---- report --------------------------------------------------------------------------------------------
@@ -261,6 +313,17 @@ def markdown(results: dict) -> str:
             f"{w['noise']:.3f} | {w['snr']:.2f} |"
         )
         lines.append("")
+    if "final_reward" in results:
+        f = results["final_reward"]
+        lines += [
+            "## A reward read from the quiet final training, within a state: margin vs random",
+            "",
+            "| measure | signal | noise | signal / noise | sd of the difference over states |",
+            "|---|---:|---:|---:|---:|",
+            f"| final training on the labels + the pick, D_R mIoU ({f['states']} states x {f['repeats']} fixed seeds) | "
+            f"{f['signal']:+.3f} | {f['noise']:.3f} | {f['snr']:.2f} | {f['sd_of_differences']:.3f} |",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -269,7 +332,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--env", default="SegAL-Synthetic-v0")
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument(
-        "--sections", nargs="+", default=["eval", "policies", "reward"], choices=["eval", "policies", "reward"]
+        "--sections",
+        nargs="+",
+        default=["eval", "policies", "reward"],
+        choices=["eval", "policies", "reward", "final_reward"],
     )
     parser.add_argument(
         "--variants",
@@ -309,8 +375,10 @@ def main(argv: list[str] | None = None) -> dict:
             results["eval"] = section_eval(args.env, kwargs, args.policy, args.eval_variants, args.repeats)
         elif section == "policies":
             results["policies"] = section_policies(args.env, kwargs, args.variants, seeds)
-        else:
+        elif section == "reward":
             results["reward"] = section_reward(args.env, kwargs, args.rewards, seeds, args.repeats)
+        else:
+            results["final_reward"] = section_final_reward(args.env, kwargs, seeds, args.repeats)
         results["seconds"] = time.perf_counter() - started
         atomic_write_json(results, f"{args.out}.json")
         atomic_write_text(markdown(results), f"{args.out}.md")
