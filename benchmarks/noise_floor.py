@@ -67,17 +67,22 @@ def score(env, name: str, episode_seed: int, fixed_seed: int | None = None) -> f
     """Test mIoU (points) of the env's current labeled set under variant ``name``; a fixed-seed variant uses
     ``fixed_seed`` (default: the env's own, ``checkpoint_seed``)."""
     spec = spec_of(env, name)
-    test = env.roles.test
     fixed = env.config.checkpoint_seed if fixed_seed is None else fixed_seed
+    return final_miou(env, spec, (env.roles.test.images, env.roles.test.labels), spec.seeds(episode_seed, fixed))
+
+
+def final_miou(env, spec: FinalTraining, eval_set: tuple[torch.Tensor, torch.Tensor], seeds: list[int]) -> float:
+    """mIoU (points) on ``eval_set`` after the final training ``spec`` on the env's labels so far."""
     [(miou, _)] = final_scores(
         env.trainer,
         env.data.everything(),
-        [(test.images, test.labels)],
+        [eval_set],
         env._optim(),
         spec,
-        env.config.crop_size,
-        spec.seeds(episode_seed, fixed),
+        env.crop_size,
+        seeds,
         env._start_state,
+        start_samples=int(env.data.start_images.shape[0]),
     )
     return 100 * miou
 
@@ -235,18 +240,8 @@ def section_final_reward(env_id: str, kwargs: dict, seeds: list[int], repeats: i
             chosen = chosen_regions(u.pools, act).to(u.device)
             u.labeled.mark(chosen)
             for r in range(repeats):
-                [(miou, _)] = final_scores(
-                    u.trainer,
-                    u.data.everything(),
-                    [(u._reward_images, u._reward_labels)],
-                    u._optim(),
-                    spec,
-                    u.crop_size,
-                    spec.seeds(0, u.config.checkpoint_seed + 1000 * r),
-                    u._start_state,
-                    start_samples=int(u.data.start_images.shape[0]),
-                )
-                scores[name].append(100 * miou)
+                seeds = spec.seeds(0, u.config.checkpoint_seed + 1000 * r)
+                scores[name].append(final_miou(u, spec, (u._reward_images, u._reward_labels), seeds))
             u.labeled.unmark(chosen)
         differences.append(np.mean(scores["margin"]) - np.mean(scores["random"]))
         spreads.append(np.mean([np.std(v, ddof=1) for v in scores.values()]))
