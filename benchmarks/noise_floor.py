@@ -240,8 +240,8 @@ def section_final_reward(env_id: str, kwargs: dict, seeds: list[int], repeats: i
             chosen = chosen_regions(u.pools, act).to(u.device)
             u.labeled.mark(chosen)
             for r in range(repeats):
-                seeds = spec.seeds(0, u.config.checkpoint_seed + 1000 * r)
-                scores[name].append(final_miou(u, spec, (u._reward_images, u._reward_labels), seeds))
+                fixed = spec.seeds(0, u.config.checkpoint_seed + 1000 * r)
+                scores[name].append(final_miou(u, spec, (u._reward_images, u._reward_labels), fixed))
             u.labeled.unmark(chosen)
         differences.append(np.mean(scores["margin"]) - np.mean(scores["random"]))
         spreads.append(np.mean([np.std(v, ddof=1) for v in scores.values()]))
