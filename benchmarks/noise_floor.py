@@ -26,6 +26,7 @@ Results go to --out (JSON + markdown, written atomically) after every section.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -232,7 +233,7 @@ def section_final_reward(env_id: str, kwargs: dict, seeds: list[int], repeats: i
     carries. A reward built from it costs one final training per env step."""
     env = gym.make(env_id, **{**kwargs, "mode": "train"})
     u, rng = env.unwrapped, np.random.default_rng(0)
-    spec = FinalTraining(u.config.final_steps, "start", 0.0, 1, "fixed", u.config.final_start_share)
+    spec = dataclasses.replace(spec_of(u, "start+fixed"), start_share=u.config.final_start_share)
     differences, spreads = [], []
     for action, random_action in states_along_margin(env, seeds[:3], rng):
         scores: dict[str, list[float]] = {"margin": [], "random": []}

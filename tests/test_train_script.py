@@ -310,11 +310,11 @@ def test_the_comparison_scores_by_the_final_training_unless_told_otherwise(tmp_p
     base = ["--out", str(tmp_path), *tiny_env_kwargs(cache_dir)]
     probe = make_env("SegAL-Synthetic-v0", {**TINY_SYNTHETIC, "cache_dir": str(cache_dir)}, "BatchDQN")
     config = training.resolve_config(parser.parse_args(base), base)
-    assert comparison_env_kwargs(config, probe)["final_training"] is True
+    assert comparison_env_kwargs(eval_env_kwargs(config, probe))["final_training"] is True
     assert "final_training" not in eval_env_kwargs(config, probe)
     opted_out = [*base, "--eval-env-kwargs", "final_training=False"]
     config = training.resolve_config(parser.parse_args(opted_out), opted_out)
-    assert comparison_env_kwargs(config, probe)["final_training"] is False
+    assert comparison_env_kwargs(eval_env_kwargs(config, probe))["final_training"] is False
     scorings = {
         "episode": {"final_training": False},
         "paper": {"final_training": True, "final_steps": 300, "final_start": "current", "final_seed": "episode"},

@@ -113,13 +113,11 @@ def eval_env_kwargs(config: RunConfig, train_env: gym.Env) -> dict[str, Any]:
     return kwargs
 
 
-def comparison_env_kwargs(config: RunConfig, train_env: gym.Env) -> dict[str, Any]:
-    """The comparison env: ``eval_env_kwargs`` scored as evaluate.py's ``--final-training`` scores a run, by the
+def comparison_env_kwargs(eval_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The comparison env: the test-mode ``eval_kwargs`` (``eval_env_kwargs``) scored as evaluate.py's ``--final-training`` scores a run, by the
     test mIoU after the preset's final training on the start set plus the episode's labels, unless the user sets
     ``final_training``. On the synthetic preset that training starts from the start network with fixed seeds, so
     the score is a function of the labels: the paired SE against margin over 3 episodes falls from 0.34-0.57 points
     (the episode's own fine-tuned network) to 0.15-0.25 (docs/train.md). ``--eval-freq`` keeps the cheaper
     ``eval_env_kwargs``: its model selection reads the reward set only."""
-    kwargs = eval_env_kwargs(config, train_env)
-    kwargs.setdefault("final_training", True)
-    return kwargs
+    return {"final_training": True, **eval_kwargs}

@@ -97,7 +97,7 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     env = training_envs(config, probe)
     resolved = env_summary(probe)
     test_kwargs = eval_env_kwargs(config, probe)
-    compare_kwargs = comparison_env_kwargs(config, probe)
+    compare_kwargs = comparison_env_kwargs(test_kwargs)
     del probe  # with --n-envs > 1 the workers hold their own envs: this one's data and networks are freed
     try:
         if resume_from is not None:
