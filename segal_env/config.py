@@ -358,6 +358,11 @@ def resolve_env_config(**settings: Any) -> EnvConfig:
     needs = REWARDS[config.reward].needs_feature
     if needs and needs not in config.extra_features:
         raise ValueError(f"reward={config.reward!r} reads the '{needs}' feature: add it to extra_features")
+    if REWARDS[config.reward].after_final_training and (config.final_start, config.final_seed) != ("start", "fixed"):
+        raise ValueError(
+            f"reward={config.reward!r} needs a final training that is a function of the labels, got "
+            f"final_start={config.final_start!r} final_seed={config.final_seed!r}: set final_start=start final_seed=fixed"
+        )
     _choice("optimizer", config.optimizer, OPTIMIZERS)
     _choice("loss_weighting", config.loss_weighting, LOSS_WEIGHTINGS)
     _choice("start_set", config.start_set, START_SETS)

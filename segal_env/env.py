@@ -222,6 +222,8 @@ class SegALEnv(gym.Env):
             "per_class_iou": start_eval.per_class_iou,
             "state_rows": self.observer.state_rows(self.trainer.probabilities(state_images)),
         }
+        if REWARDS[c.reward].after_final_training:  # the labels of every episode's start: scored once per env
+            self._start["final_miou"] = self._final_scores([(self._reward_images, self._reward_labels)], 0)[0][0]
         if c.mode == "test":  # the bar every policy's test mIoU must clear: what the start network scores
             self._start["test_miou"] = self.trainer.evaluate(self.roles.test.images, self.roles.test.labels).miou
         self._ready = True
@@ -234,6 +236,7 @@ class SegALEnv(gym.Env):
         self.trainer.load_state_dict(self._start_state)
         self.labeled.clear()
         self._miou = self._start["miou"]
+        self._final_miou = self._start.get("final_miou", 0.0)
         self._per_class_iou = list(self._start["per_class_iou"])
         self.last_chosen = torch.empty(0, dtype=torch.long)
         self.pools = self._sample_pools()
@@ -259,7 +262,12 @@ class SegALEnv(gym.Env):
         self.last_chosen = chosen.cpu()
         t2 = self._clock()
         result = self.trainer.evaluate(self._reward_images, self._reward_labels)
-        reward = c.reward_scale * (result.miou - self._miou - extra.get("reference_gain", 0.0))
+        if REWARDS[c.reward].after_final_training:
+            final_miou = self.reward_set_final_score(draws.seed)
+            reward = c.reward_scale * (final_miou - self._final_miou)
+            self._final_miou = extra["reward_final_miou"] = final_miou
+        else:
+            reward = c.reward_scale * (result.miou - self._miou - extra.get("reference_gain", 0.0))
         self._miou, self._per_class_iou = result.miou, result.per_class_iou
         t3 = self._clock()
         terminated = self.labeled.count >= c.budget

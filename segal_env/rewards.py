@@ -6,6 +6,12 @@ order, crops, flips). Fine-tuning the reference pick from the same network with 
 draws shares that luck, so the difference keeps more of the picks' value (docs/al_dynamics.md,
 docs/noise_floor.md). A reward with a reference costs a second fine-tuning per step.
 
+Why a final-training reward: the score after the quiet final training (from the start network, fixed seeds:
+``final_start="start"``, ``final_seed="fixed"``) is a function of the labels alone, so the same pick always earns
+the same reward and an episode's rewards sum to what its labels are worth to the benchmark's score, read on D_R.
+Within a state it separated margin's pick from a random one at signal/noise 1.82, against 0.12 for the step's
+fine-tuning gain (docs/noise_floor.md section 4). It costs one final training per step.
+
 A reference is a function ``(pools [K, N] long, candidates [K, N, D] float32, layout, step_seed) -> chosen
 region ids [K]``: it sees what the agent sees, never a label.
 """
@@ -41,6 +47,8 @@ class Reward:
     description: str
     reference: Reference | None = None
     needs_feature: str | None = None  # an extra feature the reference reads
+    # scored on D_R after the quiet final training on the labels so far, not after the step's fine-tuning
+    after_final_training: bool = False
 
 
 REWARDS: dict[str, Reward] = {
@@ -55,5 +63,11 @@ REWARDS: dict[str, Reward] = {
         "an agent that copies the best synthetic heuristic, positive when it beats it (twice the fine-tuning cost)",
         score_reference("margin"),
         "margin",
+    ),
+    "final_gain": Reward(
+        "reward_scale x the step's gain in D_R mIoU after the quiet final training on the labels so far (final_* "
+        "settings; from the start network with fixed seeds, so a function of the labels): the sum over an episode "
+        "is what its labels are worth to the benchmark's score (one final training per step, about 10x a step)",
+        after_final_training=True,
     ),
 }

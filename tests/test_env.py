@@ -152,6 +152,25 @@ def test_gain_over_random_reward_leaves_the_episode_unchanged_and_subtracts_the_
         make(tiny, reward="gain_over_entropy")
 
 
+def test_final_gain_reward_is_the_final_training_score_of_the_labels_and_leaves_the_episode_unchanged(tiny):
+    plain = run_episode(make(tiny), seed=2)
+    env = make(tiny, reward="final_gain")
+    final = run_episode(env, seed=2)
+    # the final training is undone: the same network, labels and observations as with the plain reward
+    assert [i["miou"] for i in final["infos"]] == [i["miou"] for i in plain["infos"]]
+    np.testing.assert_array_equal(final["obs"][-1]["candidates"], plain["obs"][-1]["candidates"])
+    scores = [env.unwrapped._start["final_miou"]] + [i["reward_final_miou"] for i in final["infos"][1:]]
+    np.testing.assert_allclose(final["rewards"], 100.0 * np.diff(scores), atol=1e-9)
+    assert len(set(final["rewards"])) > 1 and final["rewards"] != plain["rewards"]
+    # a function of the labels: scoring the end labels again (any seed) gives the last score, and the rewards
+    # sum to the whole episode's worth
+    assert env.unwrapped.reward_set_final_score(seed=123) == pytest.approx(scores[-1], abs=1e-9)
+    assert sum(final["rewards"]) == pytest.approx(100.0 * (scores[-1] - scores[0]), abs=1e-6)
+    assert run_episode(make(tiny, reward="final_gain"), seed=2)["rewards"] == final["rewards"]
+    with pytest.raises(ValueError, match="final_start=start final_seed=fixed"):
+        make(tiny, reward="final_gain", final_seed="episode")
+
+
 def test_reset_restores_the_starting_network(tiny):
     env = make(tiny)
     env.reset(seed=0)

@@ -315,6 +315,13 @@ def test_the_comparison_scores_by_the_final_training_unless_told_otherwise(tmp_p
     opted_out = [*base, "--eval-env-kwargs", "final_training=False"]
     config = training.resolve_config(parser.parse_args(opted_out), opted_out)
     assert comparison_env_kwargs(eval_env_kwargs(config, probe))["final_training"] is False
+    # a reward read after a final training is the step's gain in the test envs unless asked for there
+    final_reward = [*base, "reward=final_gain"]  # one more of base's --env-kwargs
+    config = training.resolve_config(parser.parse_args(final_reward), final_reward)
+    assert config.env_kwargs["reward"] == "final_gain" and eval_env_kwargs(config, probe)["reward"] == "gain"
+    kept = [*final_reward, "--eval-env-kwargs", "reward=final_gain"]
+    config = training.resolve_config(parser.parse_args(kept), kept)
+    assert eval_env_kwargs(config, probe)["reward"] == "final_gain"
     scorings = {
         "episode": {"final_training": False},
         "paper": {"final_training": True, "final_steps": 300, "final_start": "current", "final_seed": "episode"},

@@ -16,6 +16,7 @@ from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from agents import SinglePoolWrapper
 from experiments.training.config import RunConfig
+from segal_env.rewards import REWARDS
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any], algo: str) -> gym.Env:
@@ -104,8 +105,13 @@ def env_summary(env: gym.Env) -> dict[str, Any]:
 
 def eval_env_kwargs(config: RunConfig, train_env: gym.Env) -> dict[str, Any]:
     """The comparison env: the training kwargs in ``mode="test"``. Algorithms other than BatchDQN have
-    networks sized for the training pools, so the test env keeps the training pool count and size."""
+    networks sized for the training pools, so the test env keeps the training pool count and size. A reward read
+    after a final training (``reward="final_gain"``) becomes the step's gain: no policy's choice reads the reward,
+    the comparison scores test mIoU, and a final training per step would make a test episode about 10x dearer
+    (``--eval-env-kwargs reward=final_gain`` keeps it, e.g. for ``--eval-freq``'s model selection)."""
     kwargs = {**config.env_kwargs, "mode": "test"}
+    if REWARDS[kwargs.get("reward", "gain")].after_final_training:
+        kwargs["reward"] = "gain"
     if config.algo != "BatchDQN":
         resolved = getattr(train_env.unwrapped, "config")
         kwargs.update(num_pools=resolved.num_pools, pool_size=resolved.pool_size)
