@@ -5,6 +5,7 @@ of a step spent outside model forward/backward passes (the overhead this code ow
     python benchmarks/env_step.py --camvid ../shared/data/camvid    # + CamVid at scale 0.5
     python benchmarks/env_step.py --camvid ../shared/data/camvid --camvid-scale 1.0 --device cuda
     python benchmarks/env_step.py --mode test ...                    # test mode (the benchmark protocol)
+    python benchmarks/env_step.py --env-kwargs reward=final_gain --steps 10 --threads 1   # any env setting
 
 Prints a table and writes it to --out (JSON + markdown, atomically). Policy: random valid picks.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 import segal_env  # noqa: F401  (registers the ids)
+from segal_env.config import parse_env_settings
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mode", choices=("train", "test"), default="train", help="env mode of every row")
+    parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="env settings of every row")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--camvid", default=None, help="CamVid root: also benchmark SegAL-CamVid-v0")
     parser.add_argument("--camvid-scale", type=float, default=0.5)
@@ -134,9 +137,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", default="benchmarks/results/env_step")
     args = parser.parse_args(argv)
+    settings = parse_env_settings(args.env_kwargs)
     if args.threads:
         torch.set_num_threads(args.threads)
-    common = {"device": args.device, "cache_dir": args.cache_dir, "mode": args.mode}
+    common = {"device": args.device, "cache_dir": args.cache_dir, "mode": args.mode, **settings}
     rows = []
     if not args.skip_synthetic:
         rows.append(bench("SegAL-Synthetic-v0", args.steps, args.seed, **common))
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             )
         )
     header = (
-        f"env step benchmark, {args.mode} mode, device {device_name(args.device)}, torch threads {torch.get_num_threads()}, "
+        f"env step benchmark, {args.mode} mode{''.join(f', {k}={v}' for k, v in settings.items())}, device {device_name(args.device)}, torch threads {torch.get_num_threads()}, "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
     )
     text = markdown(rows, header)

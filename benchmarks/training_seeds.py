@@ -7,10 +7,13 @@ per trained model. This script reads such a folder and reports, per budget and p
 - the mean over training seeds, with two SEs: over the training seeds (the spread a new training run adds) and
   pooled (over the test seeds of the training-seed mean: the test episodes' own noise);
 - the share of labeled pixels in the rare classes (the report's, ``summary.md``) at the largest budget, with the
-  agents' mean minus the rule's, paired by test seed.
+  agents' mean minus the rule's, paired by test seed;
+- with ``--paired-with PREFIX``: each agent minus the other learner trained with the same seed (the same label
+  after the prefix, e.g. ``fg_s1`` and ``g_s1``), paired by test seed: one lever against another, same seeds.
 
     python benchmarks/training_seeds.py results/camvid-dqn-prior/benchmark --agents dqn_margin_s \
         --against margin entropy bald --out benchmarks/results/camvid_dqn_margin
+    python benchmarks/training_seeds.py results/fg-bench --agents fg100_s --against margin --paired-with g100_s
 
 Results go to ``<out>.json`` / ``<out>.md``, written atomically.
 """
@@ -40,8 +43,9 @@ def by_policy_and_seed(records: list[dict], rare: list[int]) -> dict[str, dict[i
     return table
 
 
-def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
-    """The agents (policies named ``agents_prefix``...) against each rule in ``against``, paired by test seed."""
+def compare(folder: str | Path, agents_prefix: str, against: list[str], paired_prefix: str | None = None) -> dict:
+    """The agents (policies named ``agents_prefix``...) against each rule in ``against``, paired by test seed, and
+    against the learners named ``paired_prefix``... of the same training seeds."""
     records = load_results(folder)
     if not records:
         raise ValueError(f"no complete benchmark runs in {Path(folder) / 'runs'}")
@@ -53,7 +57,13 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
         raise ValueError(f"{folder} has policies {sorted(table)}: no agent named {agents_prefix}...")
     if missing:
         raise ValueError(f"{folder} has no runs of {missing} (policies: {sorted(table)})")
-    compared = [*agents, *against]
+    partners = {a: paired_prefix + a[len(agents_prefix) :] for a in agents} if paired_prefix else {}
+    unmatched = [p for p in partners.values() if p not in table]
+    if unmatched:
+        raise ValueError(
+            f"--paired-with {paired_prefix}: {folder} has no runs of {unmatched} (policies: {sorted(table)})"
+        )
+    compared = [*agents, *against, *partners.values()]
     seeds = sorted(set.intersection(*(set(table[p]) for p in compared)))
     budgets = sorted(set.intersection(*(set(table[p][s]) for p in compared for s in seeds))) if seeds else []
     if not budgets:
@@ -94,6 +104,23 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str]) -> dict:
             ),
         }
         out["against"][rule] = rows
+    if partners:
+        paired: dict = {"prefix": paired_prefix, "pairs": partners}
+        for b in budgets:
+            per_agent = {
+                a: paired_difference([value(a, s, b, 0) for s in seeds], [value(p, s, b, 0) for s in seeds])
+                for a, p in partners.items()
+            }
+            over_training = mean_se([d["mean"] for d in per_agent.values()])
+            partners_mean = [float(np.mean([value(p, s, b, 0) for p in partners.values()])) for s in seeds]
+            pooled = paired_difference([agents_mean(s, b, 0) for s in seeds], partners_mean)
+            paired[str(b)] = {
+                "per_agent": per_agent,
+                "mean": over_training["mean"],
+                "se_training_seeds": over_training["se"],
+                "se_pooled": pooled["se"],
+            }
+        out["paired_with"] = paired
     return out
 
 
@@ -136,6 +163,30 @@ def to_markdown(result: dict) -> str:
             f"{rule} {100 * share['rule']['mean']:.1f}%, difference {100 * share['difference']['mean']:+.2f} "
             f"({se_text(100 * share['difference']['se'])}) points.",
         ]
+    if "paired_with" in result:
+        paired = result["paired_with"]
+        lines += [
+            "",
+            f"## - the `{paired['prefix']}` learner of the same training seed: each pair (SE over test seeds); mean "
+            "(SE over training seeds; pooled SE)",
+            "",
+            "| pair | " + " | ".join(str(b) for b in budgets) + " |",
+            "|---|" + "---:|" * len(budgets),
+        ]
+        for agent, partner in paired["pairs"].items():
+            cells = [paired[str(b)]["per_agent"][agent] for b in budgets]
+            lines.append(
+                f"| {agent} - {partner} | " + " | ".join(f"{c['mean']:+.2f} ({se_text(c['se'])})" for c in cells) + " |"
+            )
+        lines.append(
+            "| **mean** | "
+            + " | ".join(
+                f"**{paired[str(b)]['mean']:+.2f}** ({se_text(paired[str(b)]['se_training_seeds'])}; "
+                f"{se_text(paired[str(b)]['se_pooled'])})"
+                for b in budgets
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +195,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("folder", help="a benchmark output folder (evaluate.py --out)")
     parser.add_argument("--agents", required=True, metavar="PREFIX", help="the agents' policy labels start with this")
     parser.add_argument("--against", nargs="+", required=True, metavar="RULE", help="policies to compare with")
+    parser.add_argument(
+        "--paired-with",
+        metavar="PREFIX",
+        help="also compare each agent with the learner of the same training seed named PREFIX + its suffix",
+    )
     parser.add_argument("--out", help="output path without suffix (default: <folder>/training_seeds)")
     args = parser.parse_args(argv)
     try:
-        result = compare(args.folder, args.agents, args.against)
+        result = compare(args.folder, args.agents, args.against, args.paired_with)
     except ValueError as error:
         parser.error(str(error))
     out = Path(args.out or Path(args.folder) / "training_seeds")

@@ -47,7 +47,8 @@ class StepDraws(NamedTuple):
 
 
 class SegALEnv(gym.Env):
-    """Pick K regions (one per pool) to label; reward = reward_scale x gain in D_R mIoU.
+    """Pick K regions (one per pool) to label; reward = reward_scale x gain in D_R mIoU (``reward`` chooses
+    after what: the step's fine-tuning, optionally minus a reference pick's gain, or the quiet final training).
 
     Keywords: the fields of ``EnvConfig`` (config.py); every one left at None takes the data set's
     preset for the mode (presets.py). The resolved settings are ``env.unwrapped.config``;

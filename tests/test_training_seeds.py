@@ -81,3 +81,32 @@ def test_a_folder_without_the_agents_or_the_rules_is_a_usage_error(training_seed
     with pytest.raises(SystemExit):  # different test seeds: nothing to pair
         training_seeds.main([str(tmp_path / "other"), "--agents", "dqn_s", "--against", "margin"])
     assert "share no test seed" in capsys.readouterr().err
+
+
+def test_paired_with_compares_each_agent_with_the_learner_of_its_training_seed(training_seeds, tmp_path, capsys):
+    px = [[9, 1]] * 3
+    # at budget 30: new_s0 - old_s0 is +1 / +3 on test seeds 0 / 1; new_s1 - old_s1 is 0 / 0
+    records = [
+        fake_record("margin", "margin", 0, [0.30, 0.40, 0.50], px),
+        fake_record("margin", "margin", 1, [0.30, 0.40, 0.50], px),
+        fake_record("new_s0", "/m/n0.zip", 0, [0.31, 0.41, 0.52], px),
+        fake_record("new_s0", "/m/n0.zip", 1, [0.31, 0.41, 0.54], px),
+        fake_record("new_s1", "/m/n1.zip", 0, [0.31, 0.41, 0.50], px),
+        fake_record("new_s1", "/m/n1.zip", 1, [0.31, 0.41, 0.50], px),
+        fake_record("old_s0", "/m/o0.zip", 0, [0.30, 0.40, 0.51], px),
+        fake_record("old_s0", "/m/o0.zip", 1, [0.30, 0.40, 0.51], px),
+        fake_record("old_s1", "/m/o1.zip", 0, [0.30, 0.40, 0.50], px),
+        fake_record("old_s1", "/m/o1.zip", 1, [0.30, 0.40, 0.50], px),
+    ]
+    write_runs(tmp_path / "bench", records)
+    argv = [str(tmp_path / "bench"), "--agents", "new_s", "--against", "margin", "--paired-with", "old_s"]
+    paired = training_seeds.main(argv)["paired_with"]
+    assert paired["pairs"] == {"new_s0": "old_s0", "new_s1": "old_s1"}
+    row = paired["30"]
+    assert row["per_agent"]["new_s0"]["mean"] == pytest.approx(2.0) and row["per_agent"]["new_s1"]["mean"] == 0.0
+    assert row["mean"] == pytest.approx(1.0) and row["se_training_seeds"] == pytest.approx(1.0)
+    assert row["se_pooled"] == pytest.approx(0.5)  # pair means +0.5 / +1.5 over the test seeds: sd 0.71
+    assert "| new_s0 - old_s0 |" in (tmp_path / "bench" / "training_seeds.md").read_text()
+    with pytest.raises(SystemExit):
+        training_seeds.main([*argv[:-1], "gone_s"])
+    assert "no runs of ['gone_s0', 'gone_s1']" in capsys.readouterr().err
