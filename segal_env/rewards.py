@@ -67,7 +67,7 @@ REWARDS: dict[str, Reward] = {
     "final_gain": Reward(
         "reward_scale x the step's gain in D_R mIoU after the quiet final training on the labels so far (final_* "
         "settings; from the start network with fixed seeds, so a function of the labels): the sum over an episode "
-        "is what its labels are worth to the benchmark's score (one final training per step, about 10x a step)",
+        "is what its labels are worth to the benchmark's score (one final training per step: a synthetic step 18x dearer)",
         after_final_training=True,
     ),
 }

@@ -107,7 +107,7 @@ def eval_env_kwargs(config: RunConfig, train_env: gym.Env) -> dict[str, Any]:
     """The comparison env: the training kwargs in ``mode="test"``. Algorithms other than BatchDQN have
     networks sized for the training pools, so the test env keeps the training pool count and size. A reward read
     after a final training (``reward="final_gain"``) becomes the step's gain: no policy's choice reads the reward,
-    the comparison scores test mIoU, and a final training per step would make a test episode about 10x dearer
+    the comparison scores test mIoU, and a final training per step would make a synthetic test step 18x dearer
     (``--eval-env-kwargs reward=final_gain`` keeps it, e.g. for ``--eval-freq``'s model selection)."""
     kwargs = {**config.env_kwargs, "mode": "test"}
     if REWARDS[kwargs.get("reward", "gain")].after_final_training:
