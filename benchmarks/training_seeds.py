@@ -43,6 +43,18 @@ def by_policy_and_seed(records: list[dict], rare: list[int]) -> dict[str, dict[i
     return table
 
 
+def over_training_seeds(per_agent: dict[str, dict], agents_mean: list[float], reference: list[float]) -> dict:
+    """One budget's row: each training seed's paired difference, their mean and SE over training seeds, and the
+    pooled SE (the training seeds' mean minus ``reference``, paired by test seed)."""
+    over_training = mean_se([d["mean"] for d in per_agent.values()])
+    return {
+        "per_agent": per_agent,
+        "mean": over_training["mean"],
+        "se_training_seeds": over_training["se"],
+        "se_pooled": paired_difference(agents_mean, reference)["se"],
+    }
+
+
 def compare(folder: str | Path, agents_prefix: str, against: list[str], paired_prefix: str | None = None) -> dict:
     """The agents (policies named ``agents_prefix``...) against each rule in ``against``, paired by test seed, and
     against the learners named ``paired_prefix``... of the same training seeds."""
@@ -86,14 +98,7 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str], paired_p
         for b in budgets:
             rule_values = [value(rule, s, b, 0) for s in seeds]
             per_agent = {a: paired_difference([value(a, s, b, 0) for s in seeds], rule_values) for a in agents}
-            over_training = mean_se([d["mean"] for d in per_agent.values()])
-            pooled = paired_difference([agents_mean(s, b, 0) for s in seeds], rule_values)
-            rows[str(b)] = {
-                "per_agent": per_agent,
-                "mean": over_training["mean"],
-                "se_training_seeds": over_training["se"],
-                "se_pooled": pooled["se"],
-            }
+            rows[str(b)] = over_training_seeds(per_agent, [agents_mean(s, b, 0) for s in seeds], rule_values)
         last = budgets[-1]
         rows["rare_share"] = {
             "budget": last,
@@ -111,15 +116,8 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str], paired_p
                 a: paired_difference([value(a, s, b, 0) for s in seeds], [value(p, s, b, 0) for s in seeds])
                 for a, p in partners.items()
             }
-            over_training = mean_se([d["mean"] for d in per_agent.values()])
             partners_mean = [float(np.mean([value(p, s, b, 0) for p in partners.values()])) for s in seeds]
-            pooled = paired_difference([agents_mean(s, b, 0) for s in seeds], partners_mean)
-            paired[str(b)] = {
-                "per_agent": per_agent,
-                "mean": over_training["mean"],
-                "se_training_seeds": over_training["se"],
-                "se_pooled": pooled["se"],
-            }
+            paired[str(b)] = over_training_seeds(per_agent, [agents_mean(s, b, 0) for s in seeds], partners_mean)
         out["paired_with"] = paired
     return out
 
