@@ -155,11 +155,13 @@ def test_gain_over_random_reward_leaves_the_episode_unchanged_and_subtracts_the_
 def test_final_gain_reward_is_the_final_training_score_of_the_labels_and_leaves_the_episode_unchanged(tiny):
     plain = run_episode(make(tiny), seed=2)
     env = make(tiny, reward="final_gain")
+    env.reset(seed=2)
+    start_score = env.unwrapped.reward_set_final_score(seed=0)  # the start set alone: the first step's "before"
     final = run_episode(env, seed=2)
     # the final training is undone: the same network, labels and observations as with the plain reward
     assert [i["miou"] for i in final["infos"]] == [i["miou"] for i in plain["infos"]]
     np.testing.assert_array_equal(final["obs"][-1]["candidates"], plain["obs"][-1]["candidates"])
-    scores = [env.unwrapped._start["final_miou"]] + [i["reward_final_miou"] for i in final["infos"][1:]]
+    scores = [start_score] + [i["reward_final_miou"] for i in final["infos"][1:]]
     np.testing.assert_allclose(final["rewards"], 100.0 * np.diff(scores), atol=1e-9)
     assert len(set(final["rewards"])) > 1 and final["rewards"] != plain["rewards"]
     # a function of the labels: scoring the end labels again (any seed) gives the last score, and the rewards
