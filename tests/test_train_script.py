@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ from agents import BatchDQN  # noqa: E402
 from experiments import training  # noqa: E402
 from experiments.checkpoints import newest_checkpoint  # noqa: E402
 from experiments.provenance import provenance  # noqa: E402
-from experiments.training.comparison import describe_test_scoring  # noqa: E402
+from experiments.training.comparison import compare, describe_test_scoring  # noqa: E402
+from experiments.training.config import build_parser, resolve_config  # noqa: E402
 from experiments.training.envs import comparison_env_kwargs, eval_env_kwargs, make_env  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
 
@@ -98,6 +100,24 @@ def test_run_writes_model_config_logs_and_comparison(tmp_path, cache_dir, capsys
     assert f"test mIoU - {reference} (paired)" in table and f"| {reference} |" in table and "(reference)" in table
     assert f"{paired['mean']:+.2f} ± {paired['se']:.2f} |" in table
     assert "| random |" in capsys.readouterr().out
+
+
+def test_the_comparison_plays_in_worker_processes_and_gets_the_numbers_of_one_process(tmp_path, cache_dir, capsys):
+    """With --n-envs 2 the comparison's episodes run in two spawned workers of one torch thread; played one after
+    the other in this (one-thread) process instead, every episode's numbers are the same, random's included
+    (each episode builds its own agent, so no row depends on which worker played which episode)."""
+    argv = ["--out", str(tmp_path / "run"), *tiny_env_kwargs(cache_dir), "--timesteps", "8", "--eval-episodes", "2"]
+    in_workers = train.main(argv)
+    assert in_workers["workers"] == 2
+    assert "compared random: 2 episodes" in capsys.readouterr().out
+    config = resolve_config(build_parser().parse_args(argv), argv)
+    assert config.n_envs == 2
+    here = compare(replace(config, n_envs=1), config.out / "model.zip", in_workers["eval_env_kwargs"])
+    assert here["workers"] == 1 and list(here["policies"]) == list(in_workers["policies"])
+    for name, row in here["policies"].items():
+        for key in ("final_miou", "test_miou", "return"):
+            assert row[key]["values"] == in_workers["policies"][name][key]["values"], (name, key)
+    assert here["paired"] == in_workers["paired"] and here["eval_env"] == in_workers["eval_env"]
 
 
 def test_batchdqn_starts_from_margin_balance_where_the_env_scores_margin(tmp_path, cache_dir, capsys):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gymnasium as gym
+import torch
 
 from agents import SinglePoolWrapper, make_agent
 from experiments.benchmark.statistics import mean_std, paired_difference, se_text
@@ -32,14 +36,72 @@ def check_baselines(env: gym.Env) -> None:
             ) from None
 
 
-def run_episodes(agent: Any, env: gym.Env, seeds: list[int]) -> dict[str, list[float]]:
-    """One greedy episode per seed: final D_R mIoU, test mIoU and return of each."""
-    episodes = [play_episode(agent, env, seed) for seed in seeds]
+@dataclass(frozen=True)
+class ComparisonJob:
+    """One comparison episode: the row it belongs to, the policy that plays it (a baseline name or a model path)
+    and the episode seed. Each job builds its own agent, so a row's numbers do not depend on which process
+    played which of its episodes, nor in what order."""
+
+    row: str
+    policy: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ComparisonSetup:
+    """What every comparison episode shares; picklable, so a worker process builds the same env from it."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    algo: str
+    agent_seed: int
+    device: str
+
+
+def play_job(job: ComparisonJob, setup: ComparisonSetup, base_env: gym.Env) -> dict[str, float]:
+    """One greedy episode of ``job``: final D_R mIoU, test mIoU, return and wall seconds. Plain DQN plays
+    through ``SinglePoolWrapper``; the baselines act on the env itself."""
+    started = time.perf_counter()
+    is_model = job.policy not in BASELINES_TO_COMPARE
+    env = SinglePoolWrapper(base_env) if is_model and setup.algo == "DQN" else base_env
+    agent = make_agent(job.policy, env, seed=setup.agent_seed, device=setup.device)
+    episode = play_episode(agent, env, job.seed)
     return {
-        "final_miou": [float(e.final_info["miou"]) for e in episodes],
-        "test_miou": [float(e.final_info.get("test_miou", float("nan"))) for e in episodes],
-        "return": [e.total_reward for e in episodes],
+        "final_miou": float(episode.final_info["miou"]),
+        "test_miou": float(episode.final_info.get("test_miou", float("nan"))),
+        "return": episode.total_reward,
+        "seconds": time.perf_counter() - started,
     }
+
+
+_WORKER_ENV: dict[str, gym.Env] = {}
+
+
+def _worker_init(setup: ComparisonSetup, threads: int) -> None:
+    import segal_env  # noqa: F401  (registers the ids in a fresh worker process)
+
+    torch.set_num_threads(threads)
+    _WORKER_ENV["env"] = gym.make(setup.env_id, **setup.env_kwargs)
+
+
+def _worker_play(job: ComparisonJob, setup: ComparisonSetup) -> dict[str, float]:
+    return play_job(job, setup, _WORKER_ENV["env"])
+
+
+def play_jobs(
+    jobs: list[ComparisonJob], setup: ComparisonSetup, env: gym.Env, workers: int, threads: int
+) -> Iterator[tuple[ComparisonJob, dict[str, float]]]:
+    """Play every job, yielding each as it finishes: on ``env`` in this process (torch's threads as they are)
+    for one worker, else in ``workers`` spawned processes of ``threads`` torch threads, each with its own env."""
+    if workers == 1:
+        for job in jobs:
+            yield job, play_job(job, setup, env)
+        return
+    context = mp.get_context("spawn")  # fork after torch has started threads is unsafe
+    with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(setup, threads)) as pool:
+        futures = {pool.submit(_worker_play, job, setup): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def summarize(values: list[float]) -> dict[str, Any]:
@@ -50,35 +112,41 @@ def summarize(values: list[float]) -> dict[str, Any]:
 
 def compare(config: RunConfig, model_path: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Greedy trained agent vs the baselines, every policy on the same test-mode episode seeds of the env
-    made with ``kwargs`` (``eval_env_kwargs``)."""
-    base_env = gym.make(config.env_id, **kwargs)
-    agent_env = SinglePoolWrapper(base_env) if config.algo == "DQN" else base_env
+    made with ``kwargs`` (``eval_env_kwargs``). With ``--n-envs`` N > 1 the episodes run in N worker processes of
+    ``--threads`` (default 1) torch threads, as the training envs do: on 2 cores faster than one process of two
+    threads, and the numbers are those of one-thread episodes whatever the machine's core count."""
     seeds = [config.eval_seed + i for i in range(config.eval_episodes)]
-    policies = {config.algo: (make_agent(model_path, agent_env, seed=config.seed, device=config.device), agent_env)}
+    policies = {config.algo: str(model_path)}
     best = config.out / "best_model.zip"
     if config.eval_freq and best.is_file():  # --eval-freq's pick, chosen on the reward set of other episodes
-        policies[f"{config.algo} (best)"] = (
-            make_agent(best, agent_env, seed=config.seed, device=config.device),
-            agent_env,
-        )
-    for name in BASELINES_TO_COMPARE:
-        policies[name] = (make_agent(name, base_env, seed=config.seed), base_env)
+        policies[f"{config.algo} (best)"] = str(best)
+    policies.update({name: name for name in BASELINES_TO_COMPARE})
+    jobs = [ComparisonJob(row, policy, seed) for row, policy in policies.items() for seed in seeds]
+    setup = ComparisonSetup(config.env_id, kwargs, config.algo, config.seed, config.device)
+    workers = min(config.n_envs, len(jobs))
+    base_env = gym.make(config.env_id, **kwargs)
+    played: dict[str, dict[int, dict[str, float]]] = {row: {} for row in policies}
+    for job, result in play_jobs(jobs, setup, base_env, workers, config.threads or 1):
+        played[job.row][job.seed] = result
+        if len(played[job.row]) == len(seeds):
+            seconds = sum(r["seconds"] for r in played[job.row].values())
+            print(f"compared {job.row}: {len(seeds)} episodes, {seconds:.0f} s of episode time", flush=True)
     rows: dict[str, dict[str, Any]] = {}
-    for name, (agent, env) in policies.items():
-        started = time.perf_counter()
-        episodes = run_episodes(agent, env, seeds)
-        rows[name] = {key: summarize(values) for key, values in episodes.items()}
-        rows[name]["seconds"] = time.perf_counter() - started
-        print(f"compared {name}: {len(seeds)} episodes in {rows[name]['seconds']:.0f} s", flush=True)
+    for row in policies:
+        episodes = [played[row][seed] for seed in seeds]
+        rows[row] = {key: summarize([e[key] for e in episodes]) for key in ("final_miou", "test_miou", "return")}
+        rows[row]["seconds"] = sum(e["seconds"] for e in episodes)
+    summary = env_summary(SinglePoolWrapper(base_env) if config.algo == "DQN" else base_env)
     base_env.close()
     reference = best_baseline(rows)
     return {
         "env_id": config.env_id,
         "algo": config.algo,
         "eval_env_kwargs": kwargs,
-        "eval_env": env_summary(agent_env),
+        "eval_env": summary,
         "episodes": len(seeds),
         "seeds": seeds,
+        "workers": workers,
         "deterministic": True,
         "policies": rows,
         "reference": reference,
