@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 import torch
 
@@ -25,7 +26,13 @@ from agents import BatchDQN  # noqa: E402
 from experiments import training  # noqa: E402
 from experiments.checkpoints import newest_checkpoint  # noqa: E402
 from experiments.provenance import provenance  # noqa: E402
-from experiments.training.comparison import compare, describe_test_scoring  # noqa: E402
+from experiments.training.comparison import (  # noqa: E402
+    ComparisonJob,
+    ComparisonSetup,
+    compare,
+    describe_test_scoring,
+    play_jobs,
+)
 from experiments.training.config import build_parser, resolve_config  # noqa: E402
 from experiments.training.envs import comparison_env_kwargs, eval_env_kwargs, make_env  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
@@ -118,6 +125,20 @@ def test_the_comparison_plays_in_worker_processes_and_gets_the_numbers_of_one_pr
         for key in ("final_miou", "test_miou", "return"):
             assert row[key]["values"] == in_workers["policies"][name][key]["values"], (name, key)
     assert here["paired"] == in_workers["paired"] and here["eval_env"] == in_workers["eval_env"]
+
+
+def test_an_episode_that_fails_in_a_worker_raises_its_error_here(tmp_path, cache_dir):
+    """A comparison episode that fails in a worker process surfaces its own error in train.py's process (not a
+    hang, not a pickling error), and the episodes not started yet are dropped."""
+    kwargs = {**TINY_SYNTHETIC, "cache_dir": str(cache_dir), "mode": "test"}
+    setup = ComparisonSetup("SegAL-Synthetic-v0", kwargs, "BatchDQN", 0, "cpu")
+    jobs = [ComparisonJob("BatchDQN", str(tmp_path / "missing.zip"), 10_000)]
+    jobs += [ComparisonJob("random", "random", 10_000 + i) for i in range(8)]
+    played = []
+    with pytest.raises(ValueError, match="unknown agent .*missing.zip"):
+        for job, _ in play_jobs(jobs, setup, gym.make("SegAL-Synthetic-v0", **kwargs), 2, 1):
+            played.append(job)
+    assert len(played) < 8
 
 
 def test_batchdqn_starts_from_margin_balance_where_the_env_scores_margin(tmp_path, cache_dir, capsys):

@@ -100,8 +100,11 @@ def play_jobs(
     context = mp.get_context("spawn")  # fork after torch has started threads is unsafe
     with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(setup, threads)) as pool:
         futures = {pool.submit(_worker_play, job, setup): job for job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:  # an episode that failed (or a Ctrl-C) drops the episodes not started yet
+            pool.shutdown(cancel_futures=True)
 
 
 def summarize(values: list[float]) -> dict[str, Any]:

@@ -21,11 +21,11 @@ from segal_env import DEFAULT_ENV_ID
 from segal_env.config import check_device, parse_env_settings, parse_key_values
 
 DEFAULT_ALGO = "BatchDQN"
-# Sized for <= 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md): with the
-# synthetic preset of docs/al_dynamics.md a step costs about 1 s (4 fine-tuning epochs per step), so 30
-# episodes of 10 AL steps plus the comparison (3 policies x 3 test episodes of 20 steps) and the one
-# pre-training of the start network. Raise it (--timesteps/--episodes) when time allows: the paper
-# trains for 100 episodes.
+# Sized for about 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md: 8 to 13 minutes
+# on the 2-core machines measured): with the synthetic preset of docs/al_dynamics.md a step costs 1-1.3 s (4
+# fine-tuning epochs per step), so 30 episodes of 10 AL steps plus the comparison (5 policies x 3 test episodes of
+# 20 steps, each with its final training) and the one pre-training of the start network. Raise it
+# (--timesteps/--episodes) when time allows: the paper trains for 100 episodes.
 DEFAULT_TIMESTEPS = 300
 DEFAULT_EVAL_EPISODES = 3
 # two training envs in subprocesses of one torch thread each: 2.29 env steps/s against 1.80 for one env of two
@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-envs",
         type=int,
         default=DEFAULT_N_ENVS,
-        help=f"training envs stepped together, each in its own process with --threads (default 1) torch threads; "
-        f"1 = one env in this process (default {DEFAULT_N_ENVS}: faster on 2 cores, docs/dqn.md)",
+        help=f"training envs stepped together, each in its own process with --threads (default 1) torch threads, "
+        f"and as many processes for the comparison's episodes; 1 = one env in this process, and the comparison "
+        f"too (default {DEFAULT_N_ENVS}: faster on 2 cores, docs/dqn.md)",
     )
     parser.add_argument("--out", type=Path, help="output directory (default runs/<env>-<algo>-seed<seed>)")
     parser.add_argument(
