@@ -122,6 +122,24 @@ def compare(folder: str | Path, agents_prefix: str, against: list[str], paired_p
     return out
 
 
+def difference_table(header: str, labels: dict[str, str], rows: dict, budgets: list[int]) -> list[str]:
+    """Markdown lines of one comparison: a row per agent (``labels`` maps it to its row label) with its paired
+    difference and SE at each budget, then the mean over training seeds with both SEs (``over_training_seeds``)."""
+    lines = ["| " + header + " | " + " | ".join(str(b) for b in budgets) + " |", "|---|" + "---:|" * len(budgets)]
+    for agent, label in labels.items():
+        cells = [rows[str(b)]["per_agent"][agent] for b in budgets]
+        lines.append(f"| {label} | " + " | ".join(f"{c['mean']:+.2f} ({se_text(c['se'])})" for c in cells) + " |")
+    means = [rows[str(b)] for b in budgets]
+    lines.append(
+        "| **mean** | "
+        + " | ".join(
+            f"**{m['mean']:+.2f}** ({se_text(m['se_training_seeds'])}; {se_text(m['se_pooled'])})" for m in means
+        )
+        + " |"
+    )
+    return lines
+
+
 def to_markdown(result: dict) -> str:
     agents, budgets = result["agents"], result["budgets"]
     lines = [
@@ -140,20 +158,8 @@ def to_markdown(result: dict) -> str:
             "",
             f"## - {rule}: each training seed (SE over test seeds); mean (SE over training seeds; pooled SE)",
             "",
-            "| agent - " + rule + " | " + " | ".join(str(b) for b in budgets) + " |",
-            "|---|" + "---:|" * len(budgets),
+            *difference_table(f"agent - {rule}", {a: a for a in agents}, rows, budgets),
         ]
-        for agent in agents:
-            cells = [rows[str(b)]["per_agent"][agent] for b in budgets]
-            lines.append(f"| {agent} | " + " | ".join(f"{c['mean']:+.2f} ({se_text(c['se'])})" for c in cells) + " |")
-        lines.append(
-            "| **mean** | "
-            + " | ".join(
-                f"**{rows[str(b)]['mean']:+.2f}** ({se_text(rows[str(b)]['se_training_seeds'])}; {se_text(rows[str(b)]['se_pooled'])})"
-                for b in budgets
-            )
-            + " |"
-        )
         share = rows["rare_share"]
         lines += [
             "",
@@ -168,23 +174,8 @@ def to_markdown(result: dict) -> str:
             f"## - the `{paired['prefix']}` learner of the same training seed: each pair (SE over test seeds); mean "
             "(SE over training seeds; pooled SE)",
             "",
-            "| pair | " + " | ".join(str(b) for b in budgets) + " |",
-            "|---|" + "---:|" * len(budgets),
+            *difference_table("pair", {a: f"{a} - {p}" for a, p in paired["pairs"].items()}, paired, budgets),
         ]
-        for agent, partner in paired["pairs"].items():
-            cells = [paired[str(b)]["per_agent"][agent] for b in budgets]
-            lines.append(
-                f"| {agent} - {partner} | " + " | ".join(f"{c['mean']:+.2f} ({se_text(c['se'])})" for c in cells) + " |"
-            )
-        lines.append(
-            "| **mean** | "
-            + " | ".join(
-                f"**{paired[str(b)]['mean']:+.2f}** ({se_text(paired[str(b)]['se_training_seeds'])}; "
-                f"{se_text(paired[str(b)]['se_pooled'])})"
-                for b in budgets
-            )
-            + " |"
-        )
     return "\n".join(lines) + "\n"
 
 
