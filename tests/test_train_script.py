@@ -229,12 +229,18 @@ def test_resume_continues_from_checkpoint_with_replay_buffer(tmp_path, cache_dir
     assert len(times) == 3 and times[1] >= times[0] + 1.0 and times == sorted(times)
 
 
-def test_two_envs_step_in_subprocesses_reproducibly(tmp_path, cache_dir):
+def test_two_envs_step_in_subprocesses_reproducibly_whatever_the_callers_threads(tmp_path, cache_dir):
     """The default: two training envs in worker processes, one monitor file each, one gradient step per env
-    step, and the same seed gives the same agent."""
-    options = ("--timesteps", "8", "--no-compare", "--no-progress-bar", "--threads", "1")
+    step, and the same seed gives the same agent, also when the caller's torch runs two threads: the learner
+    runs on --threads (default 1), and the caller gets its setting back."""
+    options = ("--timesteps", "8", "--no-compare", "--no-progress-bar")
     run(tmp_path, cache_dir, *options, name="a")
-    run(tmp_path, cache_dir, *options, name="b")
+    torch.set_num_threads(2)
+    try:
+        run(tmp_path, cache_dir, *options, name="b")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["n_envs"] == 2 and config["algo_kwargs_used"]["gradient_steps"] == 2
     for name in ("monitor.csv", "monitor_1.monitor.csv"):

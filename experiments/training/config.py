@@ -183,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="torch device of the agent and (unless --env-kwargs sets it) the env (default auto)",
     )
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS) before anything runs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads of this process (the learner) and of each env or comparison worker (default 1: the "
+        "run's numbers then do not depend on the machine's core count)",
+    )
     parser.add_argument("--no-progress-bar", action="store_true", help="hide the training progress bar")
     parser.add_argument(
         "--verbose",

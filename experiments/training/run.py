@@ -42,12 +42,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lock.acquire()
     except FolderBusy as error:
         parser.error(f"--out: {error}")
+    threads = torch.get_num_threads()
+    # the learner (and with --n-envs 1 the env) runs here: on one thread by default, as the workers do, because two
+    # threads sum the Q-network's gradients in another order and train another agent (docs/train.md, "What reproduces")
+    torch.set_num_threads(config.threads or 1)
     try:
         note = lock.stale_note()
         if note:
             print(note, flush=True)
         return _run(config, parser)
     finally:
+        torch.set_num_threads(threads)  # main() is also called from Python (the tests): leave the caller's setting
         lock.release()
 
 
@@ -56,8 +61,6 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message="rich is experimental")  # SB3's rich progress bar
     # --eval-freq's env runs in this process while --n-envs > 1 trains in subprocesses: different on purpose
     warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
-    if config.threads:
-        torch.set_num_threads(config.threads)
     out = config.out
     needs_buffer = issubclass(ALGORITHMS[config.algo], OffPolicyAlgorithm)
     resume_from = newest_checkpoint(out, config.algo, needs_buffer) if config.resume else None
