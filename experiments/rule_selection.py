@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch
 
 from agents.rule_choice import DEFAULT_RULES, RuleChoiceWrapper, RuleSelection
 from experiments.provenance import provenance
 from segal_env import DEFAULT_ENV_ID
 from segal_env.config import parse_env_settings
+from segal_env.runtime import torch_threads
 from segal_env.storage import atomic_write_json
 
 
@@ -48,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(the D_R gain during the episode; cheaper)",
     )
     parser.add_argument("--seed", type=int, default=0, help="round r plays episode seed SEED + r (default 0)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads(THREADS) first")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: the scores then do not depend on the machine's core count)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file of the selection, written after every round")
     return parser
 
@@ -64,10 +69,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--env-kwargs: 'mode' is fixed: the selection plays train-mode episodes (reward on D_R)")
     if args.episodes < len(args.rules):
         parser.error(f"--episodes {args.episodes} is less than one round of the {len(args.rules)} rules")
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return _select(args, env_kwargs, parser)
+
+
+def _select(args: argparse.Namespace, env_kwargs: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The selection proper, on the torch threads ``main`` set."""
     try:
         env = RuleChoiceWrapper(gym.make(args.env, mode="train", **env_kwargs), rules=args.rules, seed=args.seed)
         selection = RuleSelection(env, min_rounds=args.min_rounds, z=args.z, seed=args.seed, score=args.score)

@@ -26,7 +26,7 @@ import torch
 
 from .data.base import SegDataset
 from .models import SegmentationNet
-from .runtime import resolve_device, seeded_torch, single_torch_thread
+from .runtime import resolve_device, seeded_torch, torch_threads
 from .storage import atomic_save
 from .trainer import OptimConfig, SegTrainer, warmup_cosine, whole_image_boxes
 
@@ -95,7 +95,7 @@ def one_cpu_thread(device: str | torch.device):
     if resolve_device(device).type != "cpu":
         yield
         return
-    with single_torch_thread():
+    with torch_threads():
         yield
 
 

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from segal_env.runtime import single_torch_thread
+from segal_env.runtime import torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ TINY_SYNTHETIC = {
 @pytest.fixture
 def one_torch_thread():
     """Two busy cores make torch's 2-thread BatchNorm ~40x slower; one thread keeps tests fast."""
-    with single_torch_thread():
+    with torch_threads():
         yield
 
 

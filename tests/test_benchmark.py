@@ -25,7 +25,7 @@ from experiments.benchmark.cli import main
 from experiments.benchmark.plots import make_plots
 from experiments.benchmark.runner import SCHEMA_VERSION, is_complete, run_episode
 from experiments.provenance import provenance
-from segal_env.runtime import single_torch_thread
+from segal_env.runtime import torch_threads
 
 from conftest import TINY_SYNTHETIC, as_cli, fake_record
 
@@ -37,7 +37,7 @@ POLICIES = ["random", "bald"]
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Module-wide (the module's fixtures train too): one torch thread, as conftest's one_torch_thread."""
-    with single_torch_thread():
+    with torch_threads():
         yield
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from experiments import rule_selection
 
@@ -49,11 +50,17 @@ def test_bad_input_is_refused_before_any_episode(options, message, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_it_chooses_by_the_final_training_by_default_and_says_so(tmp_path, env_args, capsys):
+def test_it_chooses_by_the_final_training_on_one_thread_by_default_and_says_so(tmp_path, env_args, capsys):
     out = tmp_path / "selection.json"
     options = [*env_args, "--rules", "entropy", "margin", "--episodes", "2"]
     by_return = rule_selection.main([*options, "--score", "return", "--out", str(out)])
-    by_final = rule_selection.main(options)  # the default
+    torch.set_num_threads(2)  # a caller on two threads: the selection still runs on one (--threads' default)
+    try:
+        by_final = rule_selection.main(options)  # the default score
+        assert torch.get_num_threads() == 2  # and the caller gets its setting back
+    finally:
+        torch.set_num_threads(1)
+    assert rule_selection.main(options)["rules"] == by_final["rules"]
     assert by_final["settings"]["score"] == "final" and by_return["settings"]["score"] == "return"
     for name, row in by_final["rules"].items():  # a D_R mIoU level in points, not the episode's gain
         assert 0 < row["mean_return"] <= 100 and row["mean_return"] != by_return["rules"][name]["mean_return"]

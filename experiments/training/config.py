@@ -21,7 +21,7 @@ from segal_env import DEFAULT_ENV_ID
 from segal_env.config import check_device, parse_env_settings, parse_key_values
 
 DEFAULT_ALGO = "BatchDQN"
-# Sized for about 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md: 8 to 13 minutes
+# Sized for about 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md: 8 to 12 minutes
 # on the 2-core machines measured): with the synthetic preset of docs/al_dynamics.md a step costs 1-1.3 s (4
 # fine-tuning epochs per step), so 30 episodes of 10 AL steps plus the comparison (5 policies x 3 test episodes of
 # 20 steps, each with its final training) and the one pre-training of the start network. Raise it

@@ -8,7 +8,6 @@ import time
 import warnings
 from typing import Any
 
-import torch
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents import ALGORITHMS
@@ -26,6 +25,7 @@ from experiments.training.envs import (
     monitored,
     training_envs,
 )
+from segal_env.runtime import torch_threads
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -42,17 +42,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lock.acquire()
     except FolderBusy as error:
         parser.error(f"--out: {error}")
-    threads = torch.get_num_threads()
-    # the learner (and with --n-envs 1 the env) runs here: on one thread by default, as the workers do, because two
-    # threads sum the Q-network's gradients in another order and train another agent (docs/train.md, "What reproduces")
-    torch.set_num_threads(config.threads or 1)
     try:
         note = lock.stale_note()
         if note:
             print(note, flush=True)
-        return _run(config, parser)
+        # the learner (and with --n-envs 1 the env) runs here: on one thread by default, as the workers do, because
+        # two threads sum the Q-network's gradients in another order and train another agent (docs/train.md, "What
+        # reproduces"); the caller's setting comes back afterwards (main is also called from Python)
+        with torch_threads(config.threads or 1):
+            return _run(config, parser)
     finally:
-        torch.set_num_threads(threads)  # main() is also called from Python (the tests): leave the caller's setting
         lock.release()
 
 

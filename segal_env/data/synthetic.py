@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..runtime import single_torch_thread
+from ..runtime import torch_threads
 from .base import SegDataset
 from .io import IGNORE_INDEX, rescale_dataset
 
@@ -421,7 +421,7 @@ def generate_synthetic(n: int, height: int = 96, width: int = 128, seed: int = 0
     # one chunk per core: torch ops release the GIL, and each chunk's result is independent of scheduling.
     # Generation is hundreds of small ops on ~0.4M-element tensors: intra-op threads gain little there,
     # and when the cores are busy (training in another process) their spin-waits made it ~10x slower.
-    with single_torch_thread(), ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
+    with torch_threads(), ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
         chunks = list(pool.map(draw, range(len(starts))))
     return SegDataset(
         images=torch.cat([im for im, _ in chunks]),
