@@ -35,7 +35,8 @@ def seeded_torch(seed: int, device: torch.device) -> Iterator[None]:
 @contextlib.contextmanager
 def torch_threads(count: int = 1) -> Iterator[None]:
     """Run a block with ``torch.set_num_threads(count)``, restoring the caller's setting afterwards. train.py,
-    evaluate.py and segal-select-rule default to one thread: float sums in another order train another network."""
+    evaluate.py, segal-select-rule and segal-request default to one thread: float sums in another order train
+    another network."""
     threads = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

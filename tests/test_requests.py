@@ -7,6 +7,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import segal_env  # noqa: F401
@@ -265,3 +266,25 @@ def test_training_reports_progress_and_where_the_network_went(folders, tmp_path,
         "/data/local-files/?d=unlabeled/new"
     )  # default root: the parent of --images
     assert task["predictions"][0]["score"] == max(r["score"] for r in requests["images"][0]["regions"])
+
+
+def test_the_command_runs_on_one_thread_whatever_the_callers(folders, tmp_path, one_torch_thread):
+    """segal-request's --threads defaults to 1: a caller on two threads gets the network, regions and scores of
+    one thread (two sum floats in another order), and its own setting back."""
+    expected = run_request(folders, tmp_path / "api", overlays=False)  # on one thread (the fixture)
+    options = ["--images", str(folders / "unlabeled"), "--labeled", str(folders / "labeled")]
+    options += ["--class-names", *SYNTHETIC_CLASSES, "--train-model", "--arch", "unet_tiny", "--train-steps", "3"]
+    options += ["--budget", "8", "--region-size", "16", "16", "--num-pools", "4", "--pool-size", "3"]
+    options += ["--mc-samples", "2", "--no-overlays", "--out", str(tmp_path / "cli")]
+    torch.set_num_threads(2)
+    try:
+        assert main(options) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    got = json.loads((tmp_path / "cli" / "requests.json").read_text())
+
+    def regions(requests: dict) -> list:
+        return [(image["file"], r["region_id"], r["score"]) for image in requests["images"] for r in image["regions"]]
+
+    assert regions(got) == regions(json.loads(json.dumps(expected)))

@@ -17,7 +17,7 @@ from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT
 from segal_env.data.io import IGNORE_INDEX
 from segal_env.models import ModelSpec
 from segal_env.request_env import RequestEnv
-from segal_env.runtime import resolve_device
+from segal_env.runtime import resolve_device, torch_threads
 from segal_env.storage import atomic_write, atomic_write_json, atomic_write_text
 
 from .inputs import check_inputs
@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mc-samples", type=int, default=20, help="MC-dropout draws for BALD")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the network and the regions then do not depend on the core count)",
+    )
     urls = parser.add_mutually_exclusive_group()
     urls.add_argument(
         "--document-root",
@@ -234,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     start = time.monotonic()
     lock = FolderLock(args.out, "segal-request")
     try:
@@ -241,30 +249,31 @@ def main(argv: list[str] | None = None) -> int:
     except FolderBusy as error:
         parser.error(f"--out: {error}")
     try:
-        requests = request_labels(
-            args.images,
-            args.labeled,
-            args.class_names,
-            args.policy,
-            args.budget,
-            args.region_size,
-            args.out,
-            model_file=args.model,
-            arch=args.arch,
-            train_steps=args.train_steps,
-            lr=args.lr,
-            num_pools=args.num_pools,
-            pool_size=args.pool_size,
-            scale=args.scale,
-            extra_features=args.extra_features,
-            mc_samples=args.mc_samples,
-            ignore_index=args.ignore_index,
-            seed=args.seed,
-            device=args.device,
-            document_root=args.document_root,
-            url_prefix=args.url_prefix,
-            overlays=not args.no_overlays,
-        )
+        with torch_threads(args.threads):
+            requests = request_labels(
+                args.images,
+                args.labeled,
+                args.class_names,
+                args.policy,
+                args.budget,
+                args.region_size,
+                args.out,
+                model_file=args.model,
+                arch=args.arch,
+                train_steps=args.train_steps,
+                lr=args.lr,
+                num_pools=args.num_pools,
+                pool_size=args.pool_size,
+                scale=args.scale,
+                extra_features=args.extra_features,
+                mc_samples=args.mc_samples,
+                ignore_index=args.ignore_index,
+                seed=args.seed,
+                device=args.device,
+                document_root=args.document_root,
+                url_prefix=args.url_prefix,
+                overlays=not args.no_overlays,
+            )
     except (ValueError, FileNotFoundError, KeyError) as error:
         parser.error(f"{error} (after {time.monotonic() - start:.1f} s)")
     finally:
