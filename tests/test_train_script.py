@@ -242,7 +242,7 @@ def test_two_envs_step_in_subprocesses_reproducibly_whatever_the_callers_threads
     finally:
         torch.set_num_threads(1)
     config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config["n_envs"] == 2 and config["algo_kwargs_used"]["gradient_steps"] == 2
+    assert config["n_envs"] == 2 and config["algo_kwargs_used"]["gradient_steps"] == 2 and config["threads"] == 1
     for name in ("monitor.csv", "monitor_1.monitor.csv"):
         lines = (tmp_path / "a" / name).read_text().splitlines()
         assert lines[0].startswith("#") and len(lines) == 3  # header, columns, the one episode of 4 steps

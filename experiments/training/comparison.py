@@ -129,7 +129,7 @@ def compare(config: RunConfig, model_path: Path, kwargs: dict[str, Any]) -> dict
     workers = min(config.n_envs, len(jobs))
     base_env = gym.make(config.env_id, **kwargs)
     played: dict[str, dict[int, dict[str, float]]] = {row: {} for row in policies}
-    for job, result in play_jobs(jobs, setup, base_env, workers, config.threads or 1):
+    for job, result in play_jobs(jobs, setup, base_env, workers, config.threads):
         played[job.row][job.seed] = result
         if len(played[job.row]) == len(seeds):
             seconds = sum(r["seconds"] for r in played[job.row].values())

@@ -61,7 +61,7 @@ class RunConfig:
     eval_freq_episodes: int = 2
     eval_patience: int = 0
     device: str = "auto"
-    threads: int | None = None
+    threads: int = 1  # torch threads of every process of the run
     progress_bar: bool = True
     verbose: int = 0
     argv: list[str] = field(default_factory=list)
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=int,
+        default=1,
         help="torch threads of this process (the learner) and of each env or comparison worker (default 1: the "
         "run's numbers then do not depend on the machine's core count)",
     )

@@ -53,7 +53,7 @@ def monitor_path(out: Path, index: int) -> Path:
 
 def training_envs(config: RunConfig, probe: gym.Env) -> gym.Env | SubprocVecEnv:
     """The training env(s): ``probe`` itself, monitored, for one env; else ``config.n_envs`` monitored envs in
-    subprocesses of ``config.threads or 1`` torch threads. ``probe`` has been reset once by then, so the start
+    subprocesses of ``config.threads`` torch threads. ``probe`` has been reset once by then, so the start
     network is in the cache and no two workers pre-train it at once."""
     if config.n_envs == 1:
         return monitored(probe, monitor_path(config.out, 0), ("miou",), config.resume)
@@ -64,7 +64,7 @@ def training_envs(config: RunConfig, probe: gym.Env) -> gym.Env | SubprocVecEnv:
             config.algo,
             monitor_path(config.out, i),
             config.resume,
-            config.threads or 1,
+            config.threads,
         )
         for i in range(config.n_envs)
     ]

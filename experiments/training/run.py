@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # the learner (and with --n-envs 1 the env) runs here: on one thread by default, as the workers do, because
         # two threads sum the Q-network's gradients in another order and train another agent (docs/train.md, "What
         # reproduces"); the caller's setting comes back afterwards (main is also called from Python)
-        with torch_threads(config.threads or 1):
+        with torch_threads(config.threads):
             return _run(config, parser)
     finally:
         lock.release()
