@@ -15,6 +15,7 @@ from agents import BatchDQN
 from experiments.requests import main, merge_annotations, merge_main, request_labels
 from segal_env.data import load_splits
 from segal_env.data.synthetic import SYNTHETIC_CLASSES
+from segal_env.runtime import torch_threads
 
 REGION = (16, 16)  # the synthetic images are 96x128 (HxW): 48 regions per image
 
@@ -276,12 +277,9 @@ def test_the_command_runs_on_one_thread_whatever_the_callers(folders, tmp_path, 
     options += ["--class-names", *SYNTHETIC_CLASSES, "--train-model", "--arch", "unet_tiny", "--train-steps", "3"]
     options += ["--budget", "8", "--region-size", "16", "16", "--num-pools", "4", "--pool-size", "3"]
     options += ["--mc-samples", "2", "--no-overlays", "--out", str(tmp_path / "cli")]
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         assert main(options) == 0
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(1)
     got = json.loads((tmp_path / "cli" / "requests.json").read_text())
 
     def regions(requests: dict) -> list:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from experiments import rule_selection
+from segal_env.runtime import torch_threads
 
 from conftest import TINY_SYNTHETIC, as_cli
 
@@ -54,12 +55,9 @@ def test_it_chooses_by_the_final_training_on_one_thread_by_default_and_says_so(t
     out = tmp_path / "selection.json"
     options = [*env_args, "--rules", "entropy", "margin", "--episodes", "2"]
     by_return = rule_selection.main([*options, "--score", "return", "--out", str(out)])
-    torch.set_num_threads(2)  # a caller on two threads: the selection still runs on one (--threads' default)
-    try:
+    with torch_threads(2):  # a caller on two threads: the selection still runs on one (--threads' default)
         by_final = rule_selection.main(options)  # the default score
         assert torch.get_num_threads() == 2  # and the caller gets its setting back
-    finally:
-        torch.set_num_threads(1)
     assert rule_selection.main(options)["rules"] == by_final["rules"]
     assert by_final["settings"]["score"] == "final" and by_return["settings"]["score"] == "return"
     for name, row in by_final["rules"].items():  # a D_R mIoU level in points, not the episode's gain

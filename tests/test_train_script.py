@@ -36,6 +36,7 @@ from experiments.training.comparison import (  # noqa: E402
 from experiments.training.config import build_parser, resolve_config  # noqa: E402
 from experiments.training.envs import comparison_env_kwargs, eval_env_kwargs, make_env  # noqa: E402
 from segal_env.config import parse_key_values  # noqa: E402
+from segal_env.runtime import torch_threads  # noqa: E402
 
 import train  # noqa: E402
 from conftest import TINY_SYNTHETIC, as_cli  # noqa: E402
@@ -235,12 +236,9 @@ def test_two_envs_step_in_subprocesses_reproducibly_whatever_the_callers_threads
     runs on --threads (default 1), and the caller gets its setting back."""
     options = ("--timesteps", "8", "--no-compare", "--no-progress-bar")
     run(tmp_path, cache_dir, *options, name="a")
-    torch.set_num_threads(2)
-    try:
+    with torch_threads(2):
         run(tmp_path, cache_dir, *options, name="b")
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(1)
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["n_envs"] == 2 and config["algo_kwargs_used"]["gradient_steps"] == 2 and config["threads"] == 1
     for name in ("monitor.csv", "monitor_1.monitor.csv"):

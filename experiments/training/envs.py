@@ -35,13 +35,12 @@ class MonitoredEnvFactory:
     algo: str
     monitor_path: Path
     resume: bool
-    threads: int | None = None
+    threads: int
 
     def __call__(self) -> gym.Env:
         import segal_env  # noqa: F401  (registers the ids in a fresh worker process)
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads)
         env = make_env(self.env_id, self.env_kwargs, self.algo)
         return monitored(env, self.monitor_path, ("miou",), self.resume)
 
