@@ -22,7 +22,7 @@ from agents.loading import (
     feature_layout,
     make_agent,
 )
-from agents.oracle import LookaheadOracle
+from agents.oracle import ErrorOracle, LookaheadOracle
 from agents.wrappers import SinglePoolWrapper
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "ClassBalanceBaseline",
     "ConfidenceBaseline",
     "EntropyBaseline",
+    "ErrorOracle",
     "LookaheadOracle",
     "MarginBalanceBaseline",
     "MarginBaseline",

@@ -19,14 +19,18 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.baselines import BASELINES, RegionScoreBaseline
 from agents.batch_dqn import BatchDQN
 from agents.batch_dqn.policies import GATE_FEATURES
-from agents.oracle import LookaheadOracle
+from agents.oracle import ErrorOracle, LookaheadOracle
 
 # policies that read the true labels (upper bounds for benchmarks): make_agent builds them only on an env
 # with labels, and segal-request never offers them
-# "oracle_x3" averages each look-ahead over 3 fine-tuning seeds (docs/oracle.md)
-PRIVILEGED_POLICIES: dict[str, Callable[..., LookaheadOracle]] = {
+# "oracle_x3" averages each look-ahead over 3 fine-tuning seeds; the error oracles pick the region the network
+# truly gets most wrong (docs/oracle.md)
+PRIVILEGED_POLICIES: dict[str, Callable[..., LookaheadOracle | ErrorOracle]] = {
     "oracle": LookaheadOracle,
     "oracle_x3": functools.partial(LookaheadOracle, repeats=3),
+    "error_oracle": ErrorOracle,
+    "loss_oracle": functools.partial(ErrorOracle, kind="loss"),
+    "balanced_error_oracle": functools.partial(ErrorOracle, balanced=True),
 }
 
 if TYPE_CHECKING:
@@ -192,11 +196,11 @@ def saved_model_path(name_or_path: str | Path) -> Path | None:
 
 def make_agent(
     name_or_path: str | Path, env: gym.Env | VecEnv, seed: int = 0, device: str = "auto"
-) -> RegionScoreBaseline | BaseAlgorithm | MaskedPredictor | LookaheadOracle:
+) -> RegionScoreBaseline | BaseAlgorithm | MaskedPredictor | LookaheadOracle | ErrorOracle:
     """A labelling policy with ``predict(obs, state=None, episode_start=None, deterministic=False)``.
 
-    :param name_or_path: a baseline name (``agents.BASELINES``), "oracle" (the look-ahead upper bound, which
-        reads the true labels: SegAL envs only) or the path of a model saved by BatchDQN, PPO, A2C, DQN or
+    :param name_or_path: a baseline name (``agents.BASELINES``), a label-reading upper bound
+        (``PRIVILEGED_POLICIES``: "oracle", the look-ahead, or "error_oracle" and its variants; SegAL envs only) or the path of a model saved by BatchDQN, PPO, A2C, DQN or
         MaskablePPO (".zip" may be left out)
     :param env: the env the agent will act in (a Gymnasium env or a VecEnv): baselines read its
         ``feature_layout``, models are loaded against its spaces
@@ -208,7 +212,7 @@ def make_agent(
         return BASELINES[str(name_or_path)](feature_layout(env), seed=seed)
     if str(name_or_path) in PRIVILEGED_POLICIES:
         if isinstance(env, VecEnv):
-            raise ValueError(f"{name_or_path!r} steps one env's look-ahead: give it the env itself, not a VecEnv")
+            raise ValueError(f"{name_or_path!r} reads one env's true labels: give it the env itself, not a VecEnv")
         return PRIVILEGED_POLICIES[str(name_or_path)](env, seed=seed)
     path = saved_model_path(name_or_path)
     if path is None:

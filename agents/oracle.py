@@ -1,4 +1,7 @@
-"""The look-ahead oracle: an upper bound on what selecting regions can gain, not a policy to deploy.
+"""Label-reading oracles: upper bounds on what selecting regions can gain, not policies to deploy.
+
+``LookaheadOracle`` tries whole K-sets; ``ErrorOracle`` picks, in every pool, the region the current network
+gets most wrong (the true error that every uncertainty score only estimates).
 
 At every step it builds a few candidate K-sets (the pick of every heuristic baseline plus some random
 sets), asks the env what each would do to the reward set if it were the next step (``env.lookahead``:
@@ -18,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.baselines import BASELINES, DEFAULT_RULES, RegionScoreBaseline
-from agents.masking import sample_valid
+from agents.masking import masked_argmax, sample_valid
 
 
 class LookaheadOracle:
@@ -89,3 +92,52 @@ class LookaheadOracle:
 
     def __repr__(self) -> str:
         return f"LookaheadOracle(rules={[r.name for r in self.rules]}, random_sets={self.random_sets}, repeats={self.repeats})"
+
+
+ERROR_KINDS = ("error", "loss")  # the keys of segal_env.scores.TRUE_ERRORS (tested); agents never import the env
+
+
+class ErrorOracle:
+    """Per pool, the candidate with the largest true error of the current network (privileged).
+
+    Uncertainty rules (entropy, margin, ...) rank regions by how wrong the network *might* be; this oracle
+    ranks them by how wrong it *is* (``env.candidate_errors``: the misclassified share of the region's pixels,
+    or their cross-entropy, optionally weighted towards rare classes). It bounds what a better estimate of
+    the error could gain, one step at a time and with no look-ahead.
+
+    :param env: a SegAL env with the true labels (``SegALEnv``, possibly wrapped); not a VecEnv
+    :param kind: "error" or "loss" (segal_env.scores.TRUE_ERRORS)
+    :param balanced: weight each pixel by the inverse frequency of its true class
+    :param seed: unused (the oracle draws nothing); accepted so every policy is built the same way
+    """
+
+    reads_labels = True
+
+    def __init__(self, env: gym.Env, kind: str = "error", balanced: bool = False, seed: int = 0) -> None:
+        unwrapped: Any = getattr(env, "unwrapped", env)
+        if not callable(getattr(unwrapped, "candidate_errors", None)):
+            raise ValueError(
+                f"the error oracle reads the true labels through env.candidate_errors(), which "
+                f"{type(unwrapped).__name__} does not have: it is an upper bound for benchmarks on labelled data "
+                "(SegAL envs), never a policy for unlabelled images; use a baseline or a trained agent there"
+            )
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {kind!r}; valid: {', '.join(ERROR_KINDS)}")
+        self.env = unwrapped
+        self.kind, self.balanced = kind, balanced
+
+    def predict(
+        self,
+        observation: dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        mask = observation["action_mask"]
+        if mask.ndim != 2:
+            raise ValueError("the error oracle reads one env's current pools, not a VecEnv batch")
+        errors = self.env.candidate_errors(self.kind, self.balanced)
+        return masked_argmax(np.nan_to_num(errors, nan=-np.inf), mask), state
+
+    def __repr__(self) -> str:
+        return f"ErrorOracle(kind={self.kind!r}, balanced={self.balanced})"

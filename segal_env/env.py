@@ -34,6 +34,7 @@ from .regions import LabeledRegions, RegionGrid
 from .render import render_state
 from .rewards import REWARDS
 from .runtime import resolve_device, seeded_torch, tune_allocator
+from .scores import EPS, TRUE_ERRORS
 from .start_network import load_or_pretrain
 from .trainer import OptimConfig, SegTrainer
 
@@ -316,6 +317,40 @@ class SegALEnv(gym.Env):
             chosen = chosen_regions(self.pools, action).to(self.device)
             values.append(float(np.mean([self._try(chosen, draws._replace(seed=seed)) for seed in seeds])))
         return values
+
+    def candidate_errors(self, kind: str = "error", balanced: bool = False) -> np.ndarray:
+        """PRIVILEGED, reads the true labels: [K, N] how wrong the current network is on every candidate region.
+
+        ``kind``: "error", the share of the region's labelled pixels it misclassifies, or "loss", their mean
+        cross-entropy (segal_env.scores.TRUE_ERRORS). ``balanced`` weights each pixel by 1 / (C x its true
+        class's share of the pool's pixels), so errors on rare classes, which weigh as much in mIoU as the
+        common ones, count more. Empty pool slots are NaN. Reads only: no random numbers are drawn and the
+        network is not changed. Used by the error oracles (agents.oracle), never by a deployable policy.
+        """
+        if not self._ready:
+            raise RuntimeError("call reset() before candidate_errors()")
+        if kind not in TRUE_ERRORS:
+            raise ValueError(f"unknown error kind {kind!r}; valid: {', '.join(TRUE_ERRORS)}")
+        flat = self.pools.reshape(-1).to(self.device)
+        valid = flat >= 0
+        ids = flat[valid]
+        images, regions = ids // self.grid.per_image, ids % self.grid.per_image
+        unique, slot = torch.unique(images, return_inverse=True)
+        labels = self.data.pool_labels[unique].long()
+        counted = labels < self.num_classes
+        known = torch.where(counted, labels, torch.zeros_like(labels))
+        pixel = TRUE_ERRORS[kind](self.trainer.probabilities(self.data.pool_images[unique]), known)
+        weight = counted.float()
+        if balanced:
+            pixels_per_class = self.observer.pool_class_histograms.sum(0).float()
+            share = pixels_per_class / pixels_per_class.sum()
+            weight = weight * (1.0 / (self.num_classes * share.clamp_min(EPS)))[known]
+        region_sum = self.grid.split(pixel * weight).flatten(-2).sum(-1)
+        region_pixels = self.grid.split(counted.float()).flatten(-2).sum(-1)
+        per_region = region_sum / region_pixels.clamp_min(1.0)
+        out = torch.full((flat.numel(),), float("nan"), device=self.device)
+        out[valid] = per_region[slot, regions]
+        return out.reshape(self.pools.shape).cpu().numpy()
 
     def action_masks(self) -> np.ndarray:
         """Flat bool [K * N] of valid candidates (sb3-contrib MaskablePPO convention)."""

@@ -74,3 +74,23 @@ PIXEL_SCORES: dict[str, Callable[[Predictions], torch.Tensor]] = {
     "confidence": confidence,
     "bald": bald,
 }
+
+
+# ---- privileged: how wrong a prediction truly is (reads labels; only the error oracles use these) ----
+def misclassified(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """1 where the predicted class is not the true one, else 0: [n, C, H, W], labels [n, H, W] -> [n, H, W].
+
+    Labels must be valid class ids (the caller masks ignored pixels).
+    """
+    return (probs.argmax(1) != labels).float()
+
+
+def cross_entropy(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-log p_true: the training loss of each pixel, unbounded (large where the network is confidently wrong)."""
+    return -probs.gather(1, labels[:, None]).squeeze(1).clamp_min(EPS).log()
+
+
+TRUE_ERRORS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "error": misclassified,
+    "loss": cross_entropy,
+}

@@ -12,11 +12,13 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import segal_env  # noqa: F401
-from agents import LookaheadOracle, make_agent
+from agents import ErrorOracle, LookaheadOracle, make_agent
+from agents.oracle import ERROR_KINDS
 from experiments.episodes import play_episode
 from segal_env import RequestEnv
 from segal_env.data import load_splits
 from segal_env.models import build_model
+from segal_env.scores import TRUE_ERRORS
 from segal_env.trainer import SegTrainer
 
 
@@ -36,10 +38,11 @@ def test_the_oracle_never_runs_without_labels(tiny):
     request_env = RequestEnv(
         trainer, data.images[2:], data.images[:2], (16, 16), budget=8, num_pools=4, pool_size=3, mc_samples=2
     )
-    with pytest.raises(ValueError, match="reads the true labels"):
-        make_agent("oracle", request_env)
-    with pytest.raises(ValueError, match="not a VecEnv"):
-        make_agent("oracle", DummyVecEnv([lambda: make(tiny)]))
+    for name in ("oracle", "error_oracle"):
+        with pytest.raises(ValueError, match="reads the true labels"):
+            make_agent(name, request_env)
+        with pytest.raises(ValueError, match="not a VecEnv"):
+            make_agent(name, DummyVecEnv([lambda: make(tiny)]))
 
 
 def test_lookahead_leaves_the_episode_unchanged(tiny):
@@ -188,3 +191,49 @@ def test_oracle_is_a_benchmark_policy_but_not_a_baseline():
     low, high = regions_interval(budgets, per_seed, 0.40)
     assert 10 <= low <= 20 <= high <= 30
     assert regions_interval(budgets, per_seed, 0.60) == (None, None)
+
+
+def test_candidate_errors_are_the_true_error_of_each_candidate_region(tiny):
+    env = make(tiny)
+    obs, _ = env.reset(seed=2)
+    u = env.unwrapped
+    errors = u.candidate_errors()
+    valid = obs["action_mask"] > 0.5
+    assert errors.shape == valid.shape and np.isnan(errors[~valid]).all() and not np.isnan(errors[valid]).any()
+    assert ((errors[valid] >= 0) & (errors[valid] <= 1)).all() and errors[valid].max() > 0
+    # one candidate by hand: the share of its labelled pixels whose argmax is not the true class
+    pool, slot = np.argwhere(valid)[-1]
+    region_id = int(u.pools[pool, slot])
+    image, region = divmod(region_id, u.grid.per_image)
+    probs = u.trainer.probabilities(u.data.pool_images[image : image + 1])
+    predicted = u.grid.split(probs.argmax(1))[0, region]
+    truth = u.grid.split(u.data.pool_labels[image : image + 1].long())[0, region]
+    counted = truth < u.num_classes
+    assert errors[pool, slot] == pytest.approx(float((predicted != truth)[counted].float().mean()), abs=1e-6)
+    loss = u.candidate_errors("loss")
+    assert (loss[valid] >= 0).all() and not np.allclose(loss[valid], errors[valid])
+    assert not np.allclose(u.candidate_errors(balanced=True)[valid], errors[valid])
+    with pytest.raises(ValueError, match="unknown error kind 'iou'; valid: error, loss"):
+        u.candidate_errors("iou")
+    with pytest.raises(ValueError, match="unknown error kind"):
+        ErrorOracle(env, kind="iou")
+    assert set(ERROR_KINDS) == set(TRUE_ERRORS)
+
+
+def test_the_error_oracle_picks_the_most_wrong_region_and_changes_nothing(tiny):
+    """Reading the errors draws no random numbers: replaying the oracle's picks gives the same episode."""
+    env = make(tiny)
+    oracle = make_agent("error_oracle", env)
+    obs, _ = env.reset(seed=5)
+    actions, rewards, done = [], [], False
+    while not done:
+        action, _ = oracle.predict(obs)
+        errors = env.unwrapped.candidate_errors()
+        assert np.array_equal(action, np.nanargmax(errors, axis=1))
+        actions.append(action)
+        obs, reward, done, _, _ = env.step(action)
+        rewards.append(reward)
+    env.reset(seed=5)
+    assert [env.step(a)[1] for a in actions] == rewards
+    with pytest.raises(ValueError, match="one env's current pools"):
+        oracle.predict({**obs, "action_mask": obs["action_mask"][None]})

@@ -177,7 +177,7 @@ def parse_policies(items: list[str]) -> dict[str, str]:
             if path is None:
                 raise UsageError(
                     f"unknown policy {item!r}: not a baseline name ({', '.join(BASELINES)}), not the "
-                    f"label-reading upper bound {', '.join(PRIVILEGED_POLICIES)}, "
+                    f"label-reading upper bounds ({', '.join(PRIVILEGED_POLICIES)}), "
                     "and not the path of a saved model (.zip)"
                 )
             source = str(path.resolve())
