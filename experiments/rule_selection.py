@@ -28,7 +28,7 @@ from agents.rule_choice import DEFAULT_RULES, RuleChoiceWrapper, RuleSelection
 from experiments.provenance import provenance
 from segal_env import DEFAULT_ENV_ID
 from segal_env.config import parse_env_settings
-from segal_env.runtime import torch_threads
+from segal_env.runtime import thread_count, torch_threads
 from segal_env.storage import atomic_write_json
 
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="round r plays episode seed SEED + r (default 0)")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=thread_count,
         default=1,
         help="torch threads (default 1: the scores then do not depend on the machine's core count)",
     )
@@ -69,8 +69,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--env-kwargs: 'mode' is fixed: the selection plays train-mode episodes (reward on D_R)")
     if args.episodes < len(args.rules):
         parser.error(f"--episodes {args.episodes} is less than one round of the {len(args.rules)} rules")
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
     with torch_threads(args.threads):
         return _select(args, env_kwargs, parser)
 

@@ -6,6 +6,7 @@ the data generators share one definition of each.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import os
@@ -43,6 +44,17 @@ def torch_threads(count: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def thread_count(text: str) -> int:
+    """argparse ``type=`` of every command's ``--threads``: an int >= 1, refused while parsing (before any work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be a whole number of torch threads >= 1, got {text!r}")
+    return value
 
 
 @lru_cache(maxsize=1)

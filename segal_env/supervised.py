@@ -20,7 +20,7 @@ import torch
 from .data import load_splits
 from .models import MODELS, build_model
 from .presets import PRESETS, preset_value
-from .runtime import seeded_torch
+from .runtime import seeded_torch, thread_count, torch_threads
 from .storage import atomic_write_json, atomic_write_text
 from .trainer import OptimConfig, SegTrainer, whole_image_boxes
 
@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        type=thread_count,
+        default=1,
+        help="torch CPU threads (default 1, as the other commands: the result then does not depend on the core count)",
+    )
     parser.add_argument(
         "--out", default=None, help="output folder (default runs/supervised-<dataset>-<model>-s<scale>)"
     )
@@ -59,8 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    with torch_threads(args.threads):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> dict:
+    """The supervised run proper, on the torch threads ``main`` set."""
     model_name = args.model or preset_value(args.dataset, "model", "train")
     lr = args.lr or preset_value(args.dataset, "pretrain_lr", "train")
     out = Path(args.out or f"runs/supervised-{args.dataset}-{model_name}-s{args.scale:g}")

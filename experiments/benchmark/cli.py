@@ -28,6 +28,7 @@ from experiments.benchmark.reports import csv_tables, miou_markdown, report_mark
 from experiments.benchmark.runner import RunSpec, result_path
 from experiments.folder_lock import FolderBusy, FolderLock
 from segal_env import DEFAULT_ENV_ID, ENV_IDS
+from segal_env.runtime import thread_count
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=thread_count,
         default=None,
         help="torch threads per run (default 1; Ray: --ray-cpus). Use --workers for parallelism; CPU numbers "
         "are identical across backends for the same value",

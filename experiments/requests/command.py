@@ -17,7 +17,7 @@ from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT
 from segal_env.data.io import IGNORE_INDEX
 from segal_env.models import ModelSpec
 from segal_env.request_env import RequestEnv
-from segal_env.runtime import resolve_device, torch_threads
+from segal_env.runtime import resolve_device, thread_count, torch_threads
 from segal_env.storage import atomic_write, atomic_write_json, atomic_write_text
 
 from .inputs import check_inputs
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=thread_count,
         default=1,
         help="torch CPU threads (default 1: the network and the regions then do not depend on the core count)",
     )
@@ -240,8 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
     start = time.monotonic()
     lock = FolderLock(args.out, "segal-request")
     try:

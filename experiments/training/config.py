@@ -19,6 +19,7 @@ import segal_env
 from agents import ALGORITHMS
 from segal_env import DEFAULT_ENV_ID
 from segal_env.config import check_device, parse_env_settings, parse_key_values
+from segal_env.runtime import thread_count
 
 DEFAULT_ALGO = "BatchDQN"
 # Sized for about 10 minutes of `python train.py` on 2 CPU cores with a cold cache (docs/train.md: 8 to 12 minutes
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=thread_count,
         default=1,
         help="torch threads of this process (the learner) and of each env or comparison worker (default 1: the "
         "run's numbers then do not depend on the machine's core count)",
@@ -223,7 +224,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ValueError(f"--eval-freq-episodes must be >= 1, got {args.eval_freq_episodes}")
     if args.eval_patience and not args.eval_freq:
         raise ValueError("--eval-patience needs --eval-freq N (early stopping compares periodic evaluations)")
-    for name in ("timesteps", "episodes", "eval_episodes", "threads", "n_envs"):
+    for name in ("timesteps", "episodes", "eval_episodes", "n_envs"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "eval_episodes" else 1):
             raise ValueError(
