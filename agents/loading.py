@@ -200,8 +200,8 @@ def make_agent(
     """A labelling policy with ``predict(obs, state=None, episode_start=None, deterministic=False)``.
 
     :param name_or_path: a baseline name (``agents.BASELINES``), a label-reading upper bound
-        (``PRIVILEGED_POLICIES``: "oracle", the look-ahead, or "error_oracle" and its variants; SegAL envs only) or the path of a model saved by BatchDQN, PPO, A2C, DQN or
-        MaskablePPO (".zip" may be left out)
+        (``PRIVILEGED_POLICIES``: "oracle", the look-ahead, or "error_oracle" and its variants; SegAL envs only)
+        or the path of a model saved by BatchDQN, PPO, A2C, DQN or MaskablePPO (".zip" may be left out)
     :param env: the env the agent will act in (a Gymnasium env or a VecEnv): baselines read its
         ``feature_layout``, models are loaded against its spaces
     :param seed: seed of the baselines' own generator (only "random" draws from it); loaded models

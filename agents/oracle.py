@@ -3,13 +3,13 @@
 ``LookaheadOracle`` tries whole K-sets; ``ErrorOracle`` picks, in every pool, the region the current network
 gets most wrong (the true error that every uncertainty score only estimates).
 
-At every step it builds a few candidate K-sets (the pick of every heuristic baseline plus some random
-sets), asks the env what each would do to the reward set if it were the next step (``env.lookahead``:
-fine-tuning from the same network with the step's own random numbers, then reading D_R's *true labels*),
-and keeps the best. Because the look-ahead uses the step's own draws, the oracle's reward is the best
-of the candidates' rewards exactly. It reads labels, so it only runs in an env that has them: a
-label-request env (segal_env.RequestEnv) or anything without ``lookahead`` is refused at construction,
-and ``segal-request`` never offers it.
+At every step the look-ahead oracle builds a few candidate K-sets (the pick of every heuristic baseline plus
+some random sets), asks the env what each would do to the reward set if it were the next step (``env.lookahead``:
+fine-tuning from the same network with the step's own random numbers, then reading D_R's *true labels*), and
+keeps the best. Because the look-ahead uses the step's own draws, its reward is the best of the candidates'
+rewards exactly. Both read labels, so they only run in an env that has them: a label-request env
+(segal_env.RequestEnv) or anything without ``lookahead`` / ``candidate_errors`` is refused at construction, and
+``segal-request`` never offers them.
 """
 
 from __future__ import annotations
