@@ -1,0 +1,43 @@
+"""benchmarks/error_estimate.py: the pick-quality measures and the regression it compares with the rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import as_cli, benchmark_script
+
+
+@pytest.fixture(scope="module")
+def script():
+    with benchmark_script("error_estimate") as module:
+        yield module
+
+
+def test_ridge_recovers_a_linear_error_and_picks_like_the_oracle(script):
+    rng = np.random.default_rng(0)
+    features = rng.random((200, 5))
+    target = features @ np.array([0.5, -0.2, 0.0, 0.1, 0.3]) + 0.05
+    model = script.fit_ridge(features, target, ridge=1e-6)
+    assert np.allclose(script.predict_ridge(model, features), target, atol=1e-5)
+    errors = np.array([[0.1, 0.6, 0.3], [0.2, 0.0, 0.9]])
+    mask = np.array([[True, True, True], [True, False, True]])
+    oracle = script.pick_quality(errors, mask, np.array([1, 2]))
+    assert oracle["error_captured"] == pytest.approx(100.0) and oracle["oracle_pick"] == pytest.approx(100.0)
+    worst = script.pick_quality(errors, mask, np.array([0, 0]))
+    assert worst["error_captured"] == pytest.approx(100 * 0.3 / 1.5) and worst["oracle_pick"] == 0.0
+    assert worst["random_captured"] == pytest.approx(100 * (1.0 / 3 + 0.55) / 1.5)
+    with pytest.raises(ValueError, match="empty pool slot"):
+        script.pick_quality(errors, mask, np.array([1, 1]))
+
+
+def test_it_reads_real_episodes_and_writes_its_table(script, tiny_kwargs, one_torch_thread, tmp_path):
+    out = tmp_path / "estimate"
+    options = ["--episodes", "2", "--fit-episodes", "1", "--rules", "random", "margin", "--out", str(out)]
+    summary = script.main(["--env-kwargs", *as_cli(tiny_kwargs), *options])
+    assert set(summary["policies"]) == {"random", "margin", "ridge regression"}
+    for quality in summary["policies"].values():
+        assert 0.0 <= quality["error_captured"] <= 100.0 + 1e-9
+    assert out.with_suffix(".md").read_text().count("| ridge regression |") == 1
+    with pytest.raises(SystemExit):
+        script.main(["--episodes", "2", "--fit-episodes", "2"])
