@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import segal_env  # noqa: F401  (registers the ids)
-from agents import make_agent
+from agents import BASELINES, PRIVILEGED_POLICIES, make_agent
 from agents.baselines import DEFAULT_RULES
 from segal_env.config import parse_env_settings
 from segal_env.runtime import thread_count, torch_threads
@@ -148,7 +148,15 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--fit-episodes {args.fit_episodes} must be >= 1 and below --episodes {args.episodes}")
     if args.ridge < 0:
         parser.error(f"--ridge must be >= 0, got {args.ridge}")
-    env_kwargs = parse_env_settings(args.env_kwargs, "--env-kwargs")
+    unknown = [
+        name for name in (args.behaviour, *args.rules) if name not in BASELINES and name not in PRIVILEGED_POLICIES
+    ]
+    if unknown:
+        parser.error(f"unknown rule(s) {unknown}: give baseline names ({', '.join(BASELINES)})")
+    try:
+        env_kwargs = parse_env_settings(args.env_kwargs, "--env-kwargs")
+    except ValueError as error:
+        parser.error(str(error))
     command = "python benchmarks/error_estimate.py " + " ".join(argv if argv is not None else sys.argv[1:])
     with torch_threads(args.threads):
         env = gym.make(args.env, device="cpu", **env_kwargs)

@@ -39,5 +39,6 @@ def test_it_reads_real_episodes_and_writes_its_table(script, tiny_kwargs, one_to
     for quality in summary["policies"].values():
         assert 0.0 <= quality["error_captured"] <= 100.0 + 1e-9
     assert out.with_suffix(".md").read_text().count("| ridge regression |") == 1
-    with pytest.raises(SystemExit):
-        script.main(["--episodes", "2", "--fit-episodes", "2"])
+    for bad in (["--episodes", "2", "--fit-episodes", "2"], ["--rules", "margn"], ["--env-kwargs", "budgett=3"]):
+        with pytest.raises(SystemExit):  # before any env is built
+            script.main(bad)
