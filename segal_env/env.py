@@ -29,7 +29,7 @@ from .finetuning import FinalTraining, LabeledData, final_scores, finetune
 from .layout import FeatureLayout
 from .models import BUILT_IN_MODELS, SegmentationNet, build_model, check_output_contract, model_name
 from .observation import Observer
-from .pools import action_mask, check_pool_fits, chosen_regions, sample_pools
+from .pools import action_mask, candidate_images, check_pool_fits, chosen_regions, sample_pools
 from .regions import LabeledRegions, RegionGrid
 from .render import render_state
 from .rewards import REWARDS
@@ -331,15 +331,11 @@ class SegALEnv(gym.Env):
             raise RuntimeError("call reset() before candidate_errors()")
         if kind not in TRUE_ERRORS:
             raise ValueError(f"unknown error kind {kind!r}; valid: {', '.join(TRUE_ERRORS)}")
-        flat = self.pools.reshape(-1).to(self.device)
-        valid = flat >= 0
-        ids = flat[valid]
-        images, regions = ids // self.grid.per_image, ids % self.grid.per_image
-        unique, slot = torch.unique(images, return_inverse=True)
-        labels = self.data.pool_labels[unique].long()
+        where = candidate_images(self.pools, self.grid.per_image, self.device)
+        labels = self.data.pool_labels[where.images].long()
         counted = labels < self.num_classes
         known = torch.where(counted, labels, torch.zeros_like(labels))
-        pixel = TRUE_ERRORS[kind](self.trainer.probabilities(self.data.pool_images[unique]), known)
+        pixel = TRUE_ERRORS[kind](self.trainer.probabilities(self.data.pool_images[where.images]), known)
         weight = counted.float()
         if balanced:
             pixels_per_class = self.observer.pool_class_histograms.sum(0).float()
@@ -348,9 +344,8 @@ class SegALEnv(gym.Env):
         region_sum = self.grid.split(pixel * weight).flatten(-2).sum(-1)
         region_pixels = self.grid.split(counted.float()).flatten(-2).sum(-1)
         per_region = region_sum / region_pixels.clamp_min(1.0)
-        out = torch.full((flat.numel(),), float("nan"), device=self.device)
-        out[valid] = per_region[slot, regions]
-        return out.reshape(self.pools.shape).cpu().numpy()
+        errors = torch.where(where.valid, per_region[where.slot, where.region], float("nan"))
+        return errors.reshape(self.pools.shape).cpu().numpy()
 
     def action_masks(self) -> np.ndarray:
         """Flat bool [K * N] of valid candidates (sb3-contrib MaskablePPO convention)."""

@@ -12,6 +12,7 @@ import torch
 
 from .features import base_region_features, candidate_rows, extra_region_features
 from .layout import FeatureLayout
+from .pools import candidate_images
 from .regions import RegionGrid
 from .scores import Predictions
 from .trainer import SegTrainer
@@ -46,13 +47,8 @@ class Observer:
         ``state_rows``: the state set's rows when already known (at reset: those of the start network).
         """
         k, n = pools.shape
-        device = self.pool_images.device
-        flat = pools.reshape(-1).to(device)
-        valid = flat >= 0
-        ids = flat.clamp(min=0)
-        image_ids = torch.div(ids, self.grid.per_image, rounding_mode="floor")
-        unique, position = torch.unique(image_ids[valid], return_inverse=True)
-        cand_images = self.pool_images[unique]
+        where = candidate_images(pools, self.grid.per_image, self.pool_images.device)
+        cand_images = self.pool_images[where.images]
         n_state = 0 if state_rows is not None else self.state_images.shape[0]
         batch = cand_images if state_rows is not None else torch.cat([self.state_images, cand_images])
         probs = trainer.probabilities(batch)
@@ -64,16 +60,14 @@ class Observer:
         pred = Predictions(probs[n_state:], mutual_information)
         rows = base_region_features(pred, self.grid)
         extras = extra_region_features(self.layout.extras, pred, self.grid)
-        slot = torch.zeros_like(image_ids)
-        slot[valid] = position
-        region = ids % self.grid.per_image
         labeled_hist = self.pool_class_histograms[labeled_ids]
-        cand = candidate_rows(self.layout, rows[slot, region], extras[slot, region], valid, labeled_hist)
+        at = (where.slot, where.region)
+        cand = candidate_rows(self.layout, rows[at], extras[at], where.valid, labeled_hist)
         labeled_pixels = labeled_hist.sum(0).float()
         fraction = labeled_pixels / labeled_pixels.sum().clamp_min(1.0)
         return {
             "state": np.array(state_rows, dtype=np.float32),  # a copy: the cached start rows must not leak
             "candidates": cand.reshape(k, n, -1).clamp(0.0, 1.0).cpu().numpy().astype(np.float32),
-            "action_mask": valid.reshape(k, n).float().cpu().numpy(),
+            "action_mask": where.valid.reshape(k, n).float().cpu().numpy(),
             "labeled_class_fraction": fraction.cpu().numpy().astype(np.float32),
         }

@@ -6,6 +6,8 @@ unlabeled pool ran low) and is masked in the observation.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -90,3 +92,23 @@ def random_picks(pools: torch.Tensor, seed: int) -> torch.Tensor:
 def action_mask(pools: torch.Tensor) -> np.ndarray:
     """Bool [K, N]: which pool slots hold a candidate."""
     return (pools >= 0).cpu().numpy()
+
+
+class CandidateImages(NamedTuple):
+    """Where the candidates of pools [K, N] lie; each field but ``images`` is flat [K * N]."""
+
+    valid: torch.Tensor  # bool: the slot holds a candidate
+    images: torch.Tensor  # the distinct pool images the candidates lie in, sorted (run the network on these once)
+    slot: torch.Tensor  # each candidate's position in ``images`` (0 for an empty slot)
+    region: torch.Tensor  # each candidate's region index within its image (0 for an empty slot)
+
+
+def candidate_images(pools: torch.Tensor, per_image: int, device: torch.device | str) -> CandidateImages:
+    """The images to run the network on for a step's candidates, and where each candidate's region is in them."""
+    flat = pools.reshape(-1).to(device)
+    valid = flat >= 0
+    ids = flat.clamp(min=0)
+    images, position = torch.unique(torch.div(ids[valid], per_image, rounding_mode="floor"), return_inverse=True)
+    slot = torch.zeros_like(ids)
+    slot[valid] = position
+    return CandidateImages(valid, images, slot, ids % per_image)
