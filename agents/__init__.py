@@ -13,6 +13,7 @@ from agents.baselines import (
     RegionScoreBaseline,
 )
 from agents.batch_dqn import BatchDQN, RegionQNetwork, RegionQPolicy
+from agents.error_regression import ErrorModel, ErrorRegression, fit_error_regression
 from agents.extractors import RegionSetExtractor
 from agents.loading import (
     ALGORITHMS,
@@ -33,7 +34,9 @@ __all__ = [
     "ClassBalanceBaseline",
     "ConfidenceBaseline",
     "EntropyBaseline",
+    "ErrorModel",
     "ErrorOracle",
+    "ErrorRegression",
     "LookaheadOracle",
     "MarginBalanceBaseline",
     "MarginBaseline",
@@ -47,5 +50,6 @@ __all__ = [
     "SinglePoolWrapper",
     "detect_algorithm",
     "feature_layout",
+    "fit_error_regression",
     "make_agent",
 ]

@@ -19,6 +19,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.baselines import BASELINES, RegionScoreBaseline
 from agents.batch_dqn import BatchDQN
 from agents.batch_dqn.policies import GATE_FEATURES
+from agents.error_regression import ErrorRegression
 from agents.oracle import ErrorOracle, LookaheadOracle
 
 # policies that read the true labels (upper bounds for benchmarks): make_agent builds them only on an env
@@ -201,7 +202,8 @@ def make_agent(
 
     :param name_or_path: a baseline name (``agents.BASELINES``), a label-reading upper bound
         (``PRIVILEGED_POLICIES``: "oracle", the look-ahead, or "error_oracle" and its variants; SegAL envs only)
-        or the path of a model saved by BatchDQN, PPO, A2C, DQN or MaskablePPO (".zip" may be left out)
+        or the path of a model saved by BatchDQN, PPO, A2C, DQN or MaskablePPO (".zip" may be left out), or of
+        an error model (".npz", ``segal-fit-error-model``: ``agents.ErrorRegression``)
     :param env: the env the agent will act in (a Gymnasium env or a VecEnv): baselines read its
         ``feature_layout``, models are loaded against its spaces
     :param seed: seed of the baselines' own generator (only "random" draws from it); loaded models
@@ -221,5 +223,7 @@ def make_agent(
             f"{' or '.join(repr(p) for p in PRIVILEGED_POLICIES)} "
             "and not the path of a saved model"
         )
+    if path.suffix == ".npz":
+        return ErrorRegression(feature_layout(env), path, seed=seed)
     model = _load_model(path, env, device)
     return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model

@@ -26,6 +26,7 @@ import argparse
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -34,44 +35,19 @@ import torch
 import segal_env  # noqa: F401  (registers the ids)
 from agents import BASELINES, PRIVILEGED_POLICIES, make_agent
 from agents.baselines import DEFAULT_RULES
+from agents.error_regression import collect_errors, fit_ridge
 from segal_env.config import parse_env_settings
 from segal_env.runtime import thread_count, torch_threads
 from segal_env.storage import atomic_write_json, atomic_write_text
 
 
-def fit_ridge(features: np.ndarray, target: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Standardised ridge regression ``target ~ features``: (mean, scale, weights with the intercept last)."""
-    mean, scale = features.mean(0), features.std(0) + 1e-6
-    design = np.hstack([(features - mean) / scale, np.ones((len(features), 1))])
-    penalty = ridge * np.eye(design.shape[1])
-    penalty[-1, -1] = 0.0  # the intercept is not shrunk
-    weights = np.linalg.solve(design.T @ design + penalty, design.T @ target)
-    return mean, scale, weights
-
-
-def predict_ridge(model: tuple[np.ndarray, np.ndarray, np.ndarray], features: np.ndarray) -> np.ndarray:
-    mean, scale, weights = model
-    return ((features - mean) / scale) @ weights[:-1] + weights[-1]
-
-
-def collect(env: gym.Env, behaviour: str, rules: list[str], episodes: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """Per step: candidate rows [K, N, D], mask [K, N], true errors [K, N] and every rule's picks [K]."""
-    policy = make_agent(behaviour, env, seed=seed)
-    scorers = {rule: make_agent(rule, env, seed=seed) for rule in rules}
-    steps = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            errors = env.unwrapped.candidate_errors()  # type: ignore[attr-defined]
-            picks = {rule: np.asarray(scorer.predict(obs, deterministic=True)[0]) for rule, scorer in scorers.items()}
-            steps.append(
-                {"episode": episode, "candidates": obs["candidates"], "mask": obs["action_mask"] > 0.5,
-                 "errors": errors, "picks": picks}
-            )  # fmt: skip
-            action, _ = policy.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(action)
-            done = terminated or truncated
+def collect(env: gym.Env, behaviour: str, rules: list[str], episodes: int, seed: int) -> list[dict[str, Any]]:
+    """``agents.error_regression.collect_errors``'s steps of ``behaviour``, each with every rule's picks [K]."""
+    steps = collect_errors(env, make_agent(behaviour, env, seed=seed), episodes, seed)
+    for rule in rules:
+        scorer = make_agent(rule, env, seed=seed)
+        for step in steps:
+            step.setdefault("picks", {})[rule] = np.asarray(scorer.predict(step["observation"], deterministic=True)[0])
     return steps
 
 
@@ -103,9 +79,7 @@ def evaluate(steps: list[dict], fit_episodes: int, ridge: float) -> dict:
     errors = np.concatenate([s["errors"] for s in held])
     mask = np.concatenate([s["mask"] for s in held])
     candidates = np.concatenate([s["candidates"] for s in held])
-    predicted = np.where(
-        mask, predict_ridge(model, candidates.reshape(-1, candidates.shape[-1])).reshape(mask.shape), -np.inf
-    )
+    predicted = np.where(mask, model.predict(candidates), -np.inf)
     results = {
         rule: pick_quality(errors, mask, np.concatenate([s["picks"][rule] for s in held])) for rule in held[0]["picks"]
     }
@@ -146,8 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if not 1 <= args.fit_episodes < args.episodes:
         parser.error(f"--fit-episodes {args.fit_episodes} must be >= 1 and below --episodes {args.episodes}")
-    if args.ridge < 0:
-        parser.error(f"--ridge must be >= 0, got {args.ridge}")
+    if not args.ridge > 0:
+        parser.error(f"--ridge must be > 0, got {args.ridge}")
     unknown = [
         name for name in (args.behaviour, *args.rules) if name not in BASELINES and name not in PRIVILEGED_POLICIES
     ]

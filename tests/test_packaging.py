@@ -18,6 +18,7 @@ COMMANDS = {
     "segal-request": "experiments.requests:main",
     "segal-merge-labels": "experiments.requests:merge_main",
     "segal-select-rule": "experiments.rule_selection:cli",
+    "segal-fit-error-model": "experiments.error_model:cli",
 }
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import segal_env  # noqa: F401
-from agents import BatchDQN
+from agents import BatchDQN, fit_error_regression
 from experiments.requests import main, merge_annotations, merge_main, request_labels
 from segal_env.data import load_splits
 from segal_env.data.synthetic import SYNTHETIC_CLASSES
@@ -125,6 +125,19 @@ def test_a_saved_agent_requests_regions_and_the_network_is_reused(folders, tmp_p
     renamed = list(SYNTHETIC_CLASSES[:-1]) + ["something else"]
     with pytest.raises(ValueError, match="was trained for the classes"):
         run_request(folders, tmp_path / "round3", model_file=Path(first["settings"]["network"]), class_names=renamed)
+
+
+def test_an_error_model_requests_regions_by_its_predicted_error(folders, tmp_path, tiny_kwargs, one_torch_thread):
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu"})
+    model = fit_error_regression(env, episodes=1)
+    path = model.save(tmp_path / "error_model.npz")
+    requests = run_request(folders, tmp_path / "round1", policy=str(path))
+    regions = [r for image in requests["images"] for r in image["regions"]]
+    assert len(regions) == 8
+    assert len({(image["file"], r["region_id"]) for image in requests["images"] for r in image["regions"]}) == 8
+    assert all(isinstance(r["score"], float) and np.isfinite(r["score"]) for r in regions)  # its predicted error
+    with pytest.raises(ValueError, match="extras"):  # before any training
+        run_request(folders, tmp_path / "round2", policy=str(path), train_steps=100000, extra_features=["margin"])
 
 
 def test_annotations_come_back_into_the_labelled_set(folders, tmp_path, one_torch_thread):

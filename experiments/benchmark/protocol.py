@@ -178,7 +178,7 @@ def parse_policies(items: list[str]) -> dict[str, str]:
                 raise UsageError(
                     f"unknown policy {item!r}: not a baseline name ({', '.join(BASELINES)}), not the "
                     f"label-reading upper bounds ({', '.join(PRIVILEGED_POLICIES)}), "
-                    "and not the path of a saved model (.zip)"
+                    "and not the path of a saved model (.zip) or error model (.npz, segal-fit-error-model)"
                 )
             source = str(path.resolve())
             label = label or path.stem

@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from agents import BatchDQN
 from agents.baselines import BASELINES
+from agents.error_regression import ErrorRegression
 from agents.loading import ALGORITHMS, PRIVILEGED_POLICIES, detect_algorithm, saved_model_path
 from segal_env.data.base import SegDataset
 from segal_env.data.folder import LAYOUT as FOLDER_LAYOUT
@@ -107,8 +108,9 @@ class SavedAgent:
 
 
 def read_saved_agent(policy: str) -> SavedAgent | None:
-    """None for a baseline name; else the saved agent's metadata, or a clear error."""
-    if policy in BASELINES:
+    """None for a baseline name or an error model (.npz, checked by ``check_error_model``); else the saved agent's
+    metadata, or a clear error."""
+    if policy in BASELINES or str(policy).endswith(".npz"):
         return None
     if policy in PRIVILEGED_POLICIES:
         raise ValueError(
@@ -117,7 +119,10 @@ def read_saved_agent(policy: str) -> SavedAgent | None:
         )
     path = saved_model_path(policy)
     if path is None:
-        raise ValueError(f"--policy {policy!r} is neither a baseline ({', '.join(BASELINES)}) nor a saved agent (.zip)")
+        raise ValueError(
+            f"--policy {policy!r} is neither a baseline ({', '.join(BASELINES)}) nor a saved agent (.zip) nor an "
+            "error model (.npz)"
+        )
     from stable_baselines3.common.save_util import json_to_data
 
     algorithm = detect_algorithm(path)
@@ -127,6 +132,17 @@ def read_saved_agent(policy: str) -> SavedAgent | None:
         data = json.loads(archive.read("data"))
     space = json_to_data(json.dumps({"observation_space": data["observation_space"]}))["observation_space"]
     return SavedAgent(path, algorithm, space)
+
+
+def check_error_model(policy: str, layout: FeatureLayout) -> None:
+    """An error model (``segal-fit-error-model``) reads candidate rows of its fitted classes and extras."""
+    path = saved_model_path(policy)
+    if path is None:
+        raise ValueError(f"--policy {policy!r}: no such error model file")
+    try:
+        ErrorRegression(layout, path)
+    except ValueError as error:
+        raise ValueError(f"--policy {policy}: {error}; here: --extra-features and the class names") from None
 
 
 def state_images_for(agent: SavedAgent | None, labeled: SegDataset, per_image: int, limit: int = 10) -> torch.Tensor:
@@ -219,6 +235,8 @@ def check_inputs(
         raise ValueError("the 'bald' feature needs --mc-samples >= 2; raise it or leave 'bald' out of --extra-features")
     agent = read_saved_agent(policy)
     check_agent_fits(agent, layout, num_pools, pool_size)
+    if str(policy).endswith(".npz"):
+        check_error_model(policy, layout)
     network_file = read_network_file(model_file, class_names) if model_file is not None else None
     pool, paths, original = load_unlabeled(images, scale)
     grid = RegionGrid(
