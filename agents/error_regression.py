@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,19 +153,28 @@ class ErrorRegression(RegionScoreBaseline):
 
     :param layout: the env's ``FeatureLayout``; its classes and extras must be those the model was fitted with
     :param model: a fitted ``ErrorModel`` (or the path of one saved with ``ErrorModel.save``)
+    :param class_names: the env's classes, in order; when given, they must be the model's
     """
 
     name = "error_regression"
 
-    def __init__(self, layout: FeatureLayout, model: ErrorModel | str | Path, seed: int | None = 0) -> None:
+    def __init__(
+        self,
+        layout: FeatureLayout,
+        model: ErrorModel | str | Path,
+        seed: int | None = 0,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(layout, seed)
         self.model = model if isinstance(model, ErrorModel) else ErrorModel.load(model)
         fitted = self.model.info
-        expected = {"num_classes": int(layout.num_classes), "extras": list(layout.extras)}
+        expected: dict[str, Any] = {"num_classes": int(layout.num_classes), "extras": list(layout.extras)}
+        if class_names is not None:  # the class-histogram columns are in this order
+            expected["class_names"] = list(class_names)
         differences = [
             f"{key} {fitted[key]} in the model, {value} in this env"
             for key, value in expected.items()
-            if key in fitted and fitted[key] != value
+            if fitted.get(key) is not None and fitted[key] != value
         ]
         if differences or self.model.width != layout.candidate_dim:
             detail = "; ".join(differences) or f"row width {self.model.width} in the model, {layout.candidate_dim} here"
@@ -212,6 +222,7 @@ def fit_error_regression(
     info = {
         "env_id": getattr(env.spec, "id", None),
         "num_classes": int(layout.num_classes),
+        "class_names": list(getattr(env.unwrapped, "class_names", None) or []) or None,
         "extras": list(layout.extras),
         "episodes": episodes,
         "rounds": rounds,

@@ -224,6 +224,7 @@ def make_agent(
             "and not the path of a saved model"
         )
     if path.suffix == ".npz":
-        return ErrorRegression(feature_layout(env), path, seed=seed)
+        names = None if isinstance(env, VecEnv) else getattr(env.unwrapped, "class_names", None)
+        return ErrorRegression(feature_layout(env), path, seed=seed, class_names=names)
     model = _load_model(path, env, device)
     return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model

@@ -77,6 +77,10 @@ def test_a_model_fitted_on_another_observation_is_refused(tmp_path):
         ErrorRegression(FeatureLayout(2, ("margin", "bald")), path)
     with pytest.raises(ValueError, match="num_classes 2 in the model, 3 in this env"):
         ErrorRegression(FeatureLayout(3, ("margin",)), path)
+    named = ErrorModel(model.mean, model.scale, model.weights, 0.0, {**model.info, "class_names": ["road", "pole"]})
+    with pytest.raises(ValueError, match=r"class_names \['road', 'pole'\] in the model, \['pole', 'road'\]"):
+        ErrorRegression(fitted, named, class_names=["pole", "road"])  # same count, other order: other columns
+    ErrorRegression(fitted, named, class_names=["road", "pole"])
     # segal-request checks it before training any network, in its own options' words
     with pytest.raises(ValueError, match="--extra-features and the class names"):
         check_error_model(str(path), FeatureLayout(3, ("margin",)))
@@ -96,6 +100,7 @@ def test_fitting_reads_train_episodes_only(tiny):
         with pytest.raises(ValueError, match=match):
             fit_error_regression(env, **bad)
     model = fit_error_regression(env, episodes=1, seed=3)
+    assert model.info["class_names"] == list(env.unwrapped.class_names)
     steps = env.unwrapped.config.steps_per_episode
     assert model.info["rows"] == steps * 4 * 3  # every valid candidate of every step (4 pools x 3)
     assert model.width == feature_layout(env).candidate_dim

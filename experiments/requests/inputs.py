@@ -134,13 +134,13 @@ def read_saved_agent(policy: str) -> SavedAgent | None:
     return SavedAgent(path, algorithm, space)
 
 
-def check_error_model(policy: str, layout: FeatureLayout) -> None:
-    """An error model (``segal-fit-error-model``) reads candidate rows of its fitted classes and extras."""
+def check_error_model(policy: str, layout: FeatureLayout, class_names: Sequence[str] | None = None) -> None:
+    """An error model (``segal-fit-error-model``) reads candidate rows of its fitted classes (in order) and extras."""
     path = saved_model_path(policy)
     if path is None:
         raise ValueError(f"--policy {policy!r}: no such error model file")
     try:
-        ErrorRegression(layout, path)
+        ErrorRegression(layout, path, class_names=class_names)
     except ValueError as error:
         raise ValueError(f"--policy {policy}: {error}; here: --extra-features and the class names") from None
 
@@ -236,7 +236,7 @@ def check_inputs(
     agent = read_saved_agent(policy)
     check_agent_fits(agent, layout, num_pools, pool_size)
     if str(policy).endswith(".npz"):
-        check_error_model(policy, layout)
+        check_error_model(policy, layout, class_names)
     network_file = read_network_file(model_file, class_names) if model_file is not None else None
     pool, paths, original = load_unlabeled(images, scale)
     grid = RegionGrid(
