@@ -198,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=float, default=1e-3, help="peak Adam lr of --train-model")
     parser.add_argument(
-        "--policy", default="entropy", help="a baseline name (entropy, bald, random, ...) or a saved agent (.zip)"
+        "--policy",
+        default="entropy",
+        help="a baseline name (entropy, bald, random, ...), a saved agent (.zip) or an error model (.npz, "
+        "segal-fit-error-model)",
     )
     parser.add_argument("--budget", type=int, required=True, help="regions to request")
     parser.add_argument(
