@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--fit-episodes {args.fit_episodes} must be >= 1 and below --episodes {args.episodes}")
     if not args.ridge > 0:
         parser.error(f"--ridge must be > 0, got {args.ridge}")
-    unknown = [
-        name for name in (args.behaviour, *args.rules) if name not in BASELINES and name not in PRIVILEGED_POLICIES
-    ]
+    # the rules score the stored observations after the episodes, so they must read nothing but the observation;
+    # the behaviour acts during them and may be a label-reading policy
+    unknown = [name for name in args.rules if name not in BASELINES]
+    if args.behaviour not in BASELINES and args.behaviour not in PRIVILEGED_POLICIES:
+        unknown.insert(0, args.behaviour)
     if unknown:
         parser.error(f"unknown rule(s) {unknown}: give baseline names ({', '.join(BASELINES)})")
     try:

@@ -34,6 +34,12 @@ def test_it_reads_real_episodes_and_writes_its_table(script, tiny_kwargs, one_to
     for quality in summary["policies"].values():
         assert 0.0 <= quality["error_captured"] <= 100.0 + 1e-9
     assert out.with_suffix(".md").read_text().count("| ridge regression |") == 1
-    for bad in (["--episodes", "2", "--fit-episodes", "2"], ["--rules", "margn"], ["--env-kwargs", "budgett=3"]):
+    bad_options = (
+        ["--episodes", "2", "--fit-episodes", "2"],
+        ["--rules", "margn"],
+        ["--rules", "error_oracle"],  # it reads the env, not the stored observation
+        ["--env-kwargs", "budgett=3"],
+    )
+    for bad in bad_options:
         with pytest.raises(SystemExit):  # before any env is built
             script.main(bad)
