@@ -187,6 +187,16 @@ class ErrorRegression(RegionScoreBaseline):
         return self.model.predict(obs["candidates"])
 
 
+def check_fit_settings(episodes: int, rounds: int, ridge: float, behaviour: str) -> None:
+    """The settings of ``fit_error_regression`` that need no env, checked before one is built (ValueError)."""
+    if episodes < 1 or rounds < 1:
+        raise ValueError(f"episodes and rounds must be >= 1, got {episodes} and {rounds}")
+    if not ridge > 0:
+        raise ValueError(f"ridge must be > 0, got {ridge}")
+    if behaviour not in BASELINES:
+        raise ValueError(f"unknown behaviour rule {behaviour!r}; choose among {list(BASELINES)}")
+
+
 def fit_error_regression(
     env: gym.Env, episodes: int = 3, seed: int = 0, behaviour: str = "margin", ridge: float = 1.0, rounds: int = 1
 ) -> ErrorModel:
@@ -203,12 +213,7 @@ def fit_error_regression(
             f"fit the error model in train mode (pool D_T), not mode={config.mode!r}: the test pool's labels are "
             "what the benchmark scores the policy on"
         )
-    if episodes < 1 or rounds < 1:
-        raise ValueError(f"episodes and rounds must be >= 1, got {episodes} and {rounds}")
-    if not ridge > 0:
-        raise ValueError(f"ridge must be > 0, got {ridge}")
-    if behaviour not in BASELINES:
-        raise ValueError(f"unknown behaviour rule {behaviour!r}; choose among {list(BASELINES)}")
+    check_fit_settings(episodes, rounds, ridge, behaviour)
     started = time.perf_counter()
     layout = env.get_wrapper_attr("feature_layout")
     policy: RegionScoreBaseline = BASELINES[behaviour](layout, seed=seed)

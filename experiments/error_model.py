@@ -20,8 +20,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.baselines import BASELINES
-from agents.error_regression import fit_error_regression
+from agents.error_regression import check_fit_settings, fit_error_regression
 from experiments.provenance import provenance
 from segal_env import DEFAULT_ENV_ID
 from segal_env.config import parse_env_settings
@@ -60,13 +59,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         parser.error(f"--out: cannot create the folder {out.parent}: {error.strerror}")
-    if args.episodes < 1 or args.rounds < 1:
-        parser.error(f"--episodes and --rounds must be >= 1, got {args.episodes} and {args.rounds}")
-    if not args.ridge > 0:
-        parser.error(f"--ridge must be > 0, got {args.ridge}")
-    if args.behaviour not in BASELINES:
-        parser.error(f"--behaviour {args.behaviour!r} is not a rule; choose among {', '.join(BASELINES)}")
     try:
+        check_fit_settings(args.episodes, args.rounds, args.ridge, args.behaviour)
         env_kwargs = parse_env_settings(args.env_kwargs, "--env-kwargs")
     except ValueError as error:
         parser.error(str(error))

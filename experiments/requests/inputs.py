@@ -108,9 +108,8 @@ class SavedAgent:
 
 
 def read_saved_agent(policy: str) -> SavedAgent | None:
-    """None for a baseline name or an error model (.npz, checked by ``check_error_model``); else the saved agent's
-    metadata, or a clear error."""
-    if policy in BASELINES or str(policy).endswith(".npz"):
+    """None for a baseline name; else the saved agent's metadata, or a clear error."""
+    if policy in BASELINES:
         return None
     if policy in PRIVILEGED_POLICIES:
         raise ValueError(
@@ -233,10 +232,12 @@ def check_inputs(
     layout = FeatureLayout(len(class_names), tuple(extra_features))  # unknown or repeated extras
     if "bald" in layout.extras and mc_samples < 2:
         raise ValueError("the 'bald' feature needs --mc-samples >= 2; raise it or leave 'bald' out of --extra-features")
-    agent = read_saved_agent(policy)
-    check_agent_fits(agent, layout, num_pools, pool_size)
-    if str(policy).endswith(".npz"):
+    if str(policy).endswith(".npz"):  # an error model reads only the candidate rows: no SB3 zip, any pool shape
         check_error_model(policy, layout, class_names)
+        agent = None
+    else:
+        agent = read_saved_agent(policy)
+        check_agent_fits(agent, layout, num_pools, pool_size)
     network_file = read_network_file(model_file, class_names) if model_file is not None else None
     pool, paths, original = load_unlabeled(images, scale)
     grid = RegionGrid(
