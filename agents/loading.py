@@ -224,7 +224,10 @@ def make_agent(
             "and not the path of a saved model"
         )
     if path.suffix == ".npz":
-        names = None if isinstance(env, VecEnv) else getattr(env.unwrapped, "class_names", None)
-        return ErrorRegression(feature_layout(env), path, seed=seed, class_names=names)
+        if isinstance(env, VecEnv):
+            return ErrorRegression(feature_layout(env), path, seed=seed)
+        names = getattr(env.unwrapped, "class_names", None)
+        config = env.get_wrapper_attr("config") if hasattr(env.unwrapped, "config") else None
+        return ErrorRegression(feature_layout(env), path, seed=seed, class_names=names, env_config=config)
     model = _load_model(path, env, device)
     return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model

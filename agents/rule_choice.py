@@ -10,6 +10,7 @@ step the agent picks *which rule* chooses this step's K regions (``Discrete(R)``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -17,6 +18,8 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.baselines import BASELINES, DEFAULT_RULES, RegionScoreBaseline
+from agents.error_regression import ErrorModel
+from agents.loading import make_agent
 
 
 class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -27,18 +30,17 @@ class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     episode's progress (regions labeled / budget). ``info["rule"]`` names the rule that acted.
 
     :param env: a SegAL env (train or test mode)
-    :param rules: baseline names (``agents.BASELINES``); each must be scorable with the env's extras
+    :param rules: baseline names (``agents.BASELINES``) or paths of error models (``.npz``,
+        ``segal-fit-error-model``), each scorable with the env's observation
     :param seed: seed of the rules' own generators ("random" draws from it)
     """
 
     def __init__(self, env: gym.Env, rules: Sequence[str] = DEFAULT_RULES, seed: int = 0) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, rules=tuple(rules), seed=seed)  # the env checker re-creates it
         gym.Wrapper.__init__(self, env)
-        unknown = [r for r in rules if r not in BASELINES]
-        if unknown or not rules:
-            raise ValueError(f"unknown rule(s) {unknown}; choose among {list(BASELINES)}")
+        check_rules(rules)
         layout = env.get_wrapper_attr("feature_layout")
-        self.rules: list[RegionScoreBaseline] = [BASELINES[name](layout, seed=seed) for name in rules]
+        self.rules = [_rule(name, env, seed) for name in rules]
         self.rule_names = list(rules)
         self._columns = np.r_[np.arange(layout.num_classes), [layout.extra(e) for e in layout.extras]]
         self._budget = env.get_wrapper_attr("config").budget
@@ -71,6 +73,28 @@ class RuleChoiceWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         rows = [obs["candidates"][pools, picks][:, self._columns].mean(axis=0) for picks in self._picks]
         progress = np.array([min(1.0, self._labeled / self._budget)], dtype=np.float32)
         return np.concatenate([*rows, obs["labeled_class_fraction"], progress]).astype(np.float32)
+
+
+def _rule(name: str, env: gym.Env, seed: int) -> RegionScoreBaseline:
+    agent = make_agent(name, env, seed=seed)
+    assert isinstance(agent, RegionScoreBaseline)  # check_rules admits baselines and error models only
+    return agent
+
+
+def check_rules(rules: Sequence[str]) -> None:
+    """Rules are baseline names or error-model files (read here, so a bad one fails before any env is built)."""
+    unknown = [r for r in rules if r not in BASELINES and not str(r).endswith(".npz")]
+    if unknown or not rules:
+        raise ValueError(
+            f"unknown rule(s) {unknown}; choose among {list(BASELINES)} or give an error model's .npz "
+            "(segal-fit-error-model)"
+        )
+    if len(set(rules)) != len(rules):
+        raise ValueError(f"a rule is named twice in {list(rules)}")
+    for path in (r for r in rules if r not in BASELINES):
+        if not Path(path).is_file():
+            raise ValueError(f"error model {path} does not exist; write it with segal-fit-error-model")
+        ErrorModel.load(path)
 
 
 class RuleBandit:

@@ -10,10 +10,8 @@
 # into RESULTS_DIR/results.tgz, so a section that runs out of time loses only itself.
 set -u -o pipefail
 RESULTS=${1:-${OUT:-results/gpu_camvid}}
-WORK=/tmp/gpu_camvid
-PACK=${SEGAL_CAMVID_PACK:-.camvid-pack}
+source benchmarks/gpu_prelude.sh
 mkdir -p "$RESULTS" "$WORK/out"
-export PYTHONUNBUFFERED=1 SEGAL_CACHE_DIR=$WORK/cache
 
 archive() { tar czf "$RESULTS/results.tgz" -C "$WORK/out" . ; }
 section() {  # section NAME SECONDS COMMAND...: run with a limit, log to out/NAME.log, record its wall time
@@ -26,11 +24,6 @@ section() {  # section NAME SECONDS COMMAND...: run with a limit, log to out/NAM
     archive
 }
 
-if ! python3 -c "import gymnasium, stable_baselines3" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl || exit 1
-    export PYTHONPATH=$WORK/site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nproc;
   python3 -c "import torch, gymnasium; print('torch', torch.__version__, 'gymnasium', gymnasium.__version__)"; } \
     > "$WORK/out/machine.txt" 2>&1
@@ -44,4 +37,4 @@ section step_full_test 80 "${step[@]}" --camvid-scale 1.0 --mode test --out "$WO
 section protocol 150 python3 evaluate.py --env SegAL-CamVid-v0 --env-kwargs "data_root=$WORK/camvid" scale=1.0 \
     --policies random entropy margin --seeds 1 --budgets 480 960 --final-training --device cuda --workers 3 \
     --no-plots --no-progress --out "$WORK/out/protocol_full"
-section step_half_train 60 "${step[@]}" --camvid-scale 0.5 --mode train --out "$WORK/out/env_step_half_train"
+section step_half_train 120 "${step[@]}" --camvid-scale 0.5 --mode train --out "$WORK/out/env_step_half_train"

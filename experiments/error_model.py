@@ -29,7 +29,7 @@ from segal_env.storage import atomic_write
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].strip("`: "))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].replace("``", ""))
     parser.add_argument("--env", default=DEFAULT_ENV_ID, help=f"registered SegAL env id (default {DEFAULT_ENV_ID})")
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="env keyword arguments")
     parser.add_argument("--episodes", type=int, default=3, help="train-mode episodes read (default 3)")
@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         "every step read (default 1: the rule's episodes only)",
     )
     parser.add_argument("--ridge", type=float, default=1.0, help="ridge penalty on the standardised rows (default 1)")
+    parser.add_argument(
+        "--rarity-weighted",
+        action="store_true",
+        help="the policy scores predicted error x the candidate's expected rarity (as margin_balance weights margin)",
+    )
     parser.add_argument("--threads", type=thread_count, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="the .npz to write (default runs/<env>-error-model.npz)")
     return parser
@@ -74,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parser.error(f"cannot create {args.env}: {error}")
         episodes = args.episodes * args.rounds
         print(f"reading the true errors of {episodes} train-mode episode(s) of {args.env} ...", flush=True)
-        model = fit_error_regression(env, args.episodes, args.seed, args.behaviour, args.ridge, args.rounds)
+        model = fit_error_regression(
+            env, args.episodes, args.seed, args.behaviour, args.ridge, args.rounds, args.rarity_weighted
+        )
         device = str(env.unwrapped.device)  # type: ignore[attr-defined]
         env.close()
     command = "segal-fit-error-model " + " ".join(argv if argv is not None else sys.argv[1:])

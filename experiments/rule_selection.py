@@ -10,6 +10,7 @@ chosen rule, which ``segal-request --policy`` and ``evaluate.py --policies`` tak
 
     segal-select-rule                                              # synthetic preset, 40 episodes
     segal-select-rule --env SegAL-Folder-v0 --env-kwargs root=my_data --episodes 30 --out selection.json
+    segal-select-rule --rules margin my_error_model.npz        # a rule against an error model fitted on this env
 
 With ``--out``, the state is written after every round and a rerun with the same settings continues it.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents.rule_choice import DEFAULT_RULES, RuleChoiceWrapper, RuleSelection
+from agents.rule_choice import DEFAULT_RULES, RuleChoiceWrapper, RuleSelection, check_rules
 from experiments.provenance import provenance
 from segal_env import DEFAULT_ENV_ID
 from segal_env.config import parse_env_settings
@@ -33,10 +34,15 @@ from segal_env.storage import atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].strip("`: "))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].replace("``", ""))
     parser.add_argument("--env", default=DEFAULT_ENV_ID, help=f"registered SegAL env id (default {DEFAULT_ENV_ID})")
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="env keyword arguments")
-    parser.add_argument("--rules", nargs="+", default=list(DEFAULT_RULES), help="candidate rules (agents.BASELINES)")
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        default=list(DEFAULT_RULES),
+        help="candidate rules: baseline names (agents.BASELINES) or error models (.npz, segal-fit-error-model)",
+    )
     parser.add_argument("--episodes", type=int, default=40, help="train-mode episodes in all (default 40)")
     parser.add_argument("--min-rounds", type=int, default=3, help="rounds before any rule is dropped (default 3)")
     parser.add_argument("--z", type=float, default=2.0, help="drop a rule this many paired SE behind (default 2)")
@@ -67,6 +73,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(str(error))
     if "mode" in env_kwargs:
         parser.error("--env-kwargs: 'mode' is fixed: the selection plays train-mode episodes (reward on D_R)")
+    try:
+        check_rules(args.rules)
+    except ValueError as error:
+        parser.error(f"--rules: {error}")
     if args.episodes < len(args.rules):
         parser.error(f"--episodes {args.episodes} is less than one round of the {len(args.rules)} rules")
     with torch_threads(args.threads):

@@ -3,13 +3,15 @@ the observation, refuses an observation it was not fitted on, and never reads a 
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import segal_env  # noqa: F401
 from agents import ErrorModel, ErrorRegression, feature_layout, fit_error_regression, make_agent
-from agents.error_regression import fit_ridge
+from agents.error_regression import env_settings, fit_ridge
 from experiments import error_model
 from experiments.episodes import play_episode
 from experiments.requests.inputs import check_error_model
@@ -68,6 +70,30 @@ def test_its_pick_is_the_largest_predicted_error_among_valid_candidates():
     assert action.tolist() == [1, 2]
 
 
+def test_a_rarity_weighted_model_prefers_errors_on_under_labelled_classes():
+    layout = FeatureLayout(2, ("margin",))
+    width = layout.candidate_dim
+    weights = np.zeros(width)
+    weights[layout.extra("margin")] = 1.0
+    info = {"num_classes": 2, "extras": ["margin"]}
+    plain = ErrorRegression(layout, ErrorModel(np.zeros(width), np.ones(width), weights, 0.0, info))
+    weighted = ErrorRegression(
+        layout, ErrorModel(np.zeros(width), np.ones(width), weights, 0.0, {**info, "rarity_weighted": True})
+    )
+    candidates = np.zeros((2, 2, width), dtype=np.float32)
+    candidates[..., layout.extra("margin")] = [[0.5, 0.4], [-0.2, -0.5]]  # pool 1: no error predicted anywhere
+    candidates[:, :, layout.class_hist] = [[1.0, 0.0], [0.0, 1.0]]  # slot 0 holds class 0, slot 1 class 1
+    obs = {
+        "candidates": candidates,
+        "action_mask": np.ones((2, 2), np.float32),
+        "labeled_class_fraction": np.array([0.95, 0.05], np.float32),  # class 1 is the rare one
+    }
+    assert plain.predict(obs)[0].tolist() == [0, 0]  # the largest predicted error
+    # pool 0: 0.4 x 1/(0.05 + 0.05) beats 0.5 x 1/(0.95 + 0.05); pool 1: the floor leaves the rarity to decide,
+    # where negative errors times the weights would have put the common class first
+    assert weighted.predict(obs)[0].tolist() == [1, 1]
+
+
 def test_a_model_fitted_on_another_observation_is_refused(tmp_path):
     fitted = FeatureLayout(2, ("margin",))
     width = fitted.candidate_dim
@@ -101,6 +127,9 @@ def test_fitting_reads_train_episodes_only(tiny):
             fit_error_regression(env, **bad)
     model = fit_error_regression(env, episodes=1, seed=3)
     assert model.info["class_names"] == list(env.unwrapped.class_names)
+    assert model.info["env_settings"] == env_settings(env.unwrapped.config)
+    weighted = fit_error_regression(env, episodes=1, seed=3, rarity_weighted=True)  # same regression, other policy
+    assert np.array_equal(weighted.weights, model.weights) and weighted.info["rarity_weighted"]
     steps = env.unwrapped.config.steps_per_episode
     assert model.info["rows"] == steps * 4 * 3  # every valid candidate of every step (4 pools x 3)
     assert model.width == feature_layout(env).candidate_dim
@@ -121,6 +150,24 @@ def test_fit_command_writes_a_policy_that_evaluates_like_any_other(tiny, tmp_pat
     assert episode.final_info["regions_labeled"] == test_env.unwrapped.config.budget
     again = play_episode(make_agent(str(out), test_env), test_env, seed=5)
     assert again.rewards == episode.rewards  # it draws no random numbers: the same episode twice
+
+
+def test_a_model_used_at_another_region_size_or_scale_warns(tiny, tmp_path):
+    """The row has the same width at any region size, so nothing refuses it; the fit's settings are recorded and
+    a change is named (the scale-0.5 CamVid model lost to margin at full resolution: docs/benchmark_camvid.md)."""
+    out = tmp_path / "error_model.npz"
+    info = error_model.main(["--env-kwargs", *as_cli(tiny), "--episodes", "1", "--rarity-weighted", "--out", str(out)])
+    same = gym.make("SegAL-Synthetic-v0", mode="test", **tiny)
+    assert info["env_settings"] == env_settings(same.unwrapped.config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the env it was fitted on: no warning
+        assert make_agent(str(out), same).rarity_weighted
+    for other, named in (
+        ({"region_size": (12, 16)}, r"region_size \[24, 32\] -> \[12, 16\]"),
+        ({"scale": 0.5}, "scale"),
+    ):
+        with pytest.warns(UserWarning, match=named):
+            make_agent(str(out), gym.make("SegAL-Synthetic-v0", mode="test", **{**tiny, **other}))
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 
 import segal_env  # noqa: F401
-from agents import make_agent
-from agents.rule_choice import RuleBandit, RuleChoiceWrapper, RuleSelection
+from agents import fit_error_regression, make_agent
+from agents.rule_choice import RuleBandit, RuleChoiceWrapper, RuleSelection, check_rules
+from experiments import rule_selection
 from experiments.episodes import play_episode
 
 
@@ -44,6 +45,36 @@ def test_the_wrapper_passes_the_checker_and_sb3_learns_on_it(env):
     PPO("MlpPolicy", wrapped, n_steps=8, batch_size=8, n_epochs=1, seed=0).learn(8)
     with pytest.raises(ValueError, match="unknown rule"):
         RuleChoiceWrapper(env, rules=("oracle",))
+
+
+def test_an_error_model_file_is_a_rule_beside_the_baselines(env, tmp_path):
+    model = fit_error_regression(env, episodes=1, seed=3)
+    path = str(model.save(tmp_path / "error_model.npz"))
+    wrapped = RuleChoiceWrapper(env, rules=("margin", path))
+    plain = play_episode(make_agent(path, env), env, seed=4)
+    obs, _ = wrapped.reset(seed=4)
+    rewards, done = [], False
+    while not done:
+        obs, reward, done, _, info = wrapped.step(1)
+        rewards.append(reward)
+        assert info["rule"] == path
+    assert rewards == plain.rewards
+    for rules, match in (
+        (("margin", str(tmp_path / "missing.npz")), "does not exist"),
+        (("margin", "margin"), "named twice"),
+        (("margin", str(tmp_path / "model.zip")), "unknown rule"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            check_rules(rules)
+
+
+@pytest.mark.parametrize("rules", [["margin", "missing.npz"], ["margin", "margn"]])
+def test_select_rule_refuses_a_bad_rule_before_any_env(rules, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gym, "make", lambda *a, **k: pytest.fail("an env was built"))
+    with pytest.raises(SystemExit) as exit_info:
+        rule_selection.main(["--rules", *rules])
+    assert exit_info.value.code == 2
 
 
 def test_the_bandit_tries_every_rule_then_prefers_the_best_mean(env):
