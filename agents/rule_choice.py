@@ -146,7 +146,10 @@ class RuleSelection:
     same episode seeds pairs them, so what the seeds share cancels in the differences. Round ``r`` plays every
     surviving rule on episode seed ``seed + r``; from round ``min_rounds`` on, a rule whose mean paired
     difference to the leader (the highest mean return) is below zero by more than ``z`` standard errors is
-    dropped. ``predict`` is the leader's index. It reads only the reward set (D_R), never the test split.
+    dropped. ``chosen`` (what ``predict`` returns) is the leader, or, with an ``incumbent`` (a rule's index: the
+    one a user would use anyway), the incumbent until it is dropped: another rule replaces it only once it is
+    shown ``z`` SE better, so a selection that cannot tell the rules apart is never worse than the incumbent.
+    It reads only the reward set (D_R), never the test split.
 
     ``score`` is what an episode is worth: ``"final"`` (default), the D_R mIoU in points after the test mode's
     final training on the episode's labels (``SegALEnv.reward_set_final_score``, one final training per
@@ -158,8 +161,17 @@ class RuleSelection:
     SCORES = ("return", "final")
 
     def __init__(
-        self, env: RuleChoiceWrapper, min_rounds: int = 3, z: float = 2.0, seed: int = 0, score: str = "final"
+        self,
+        env: RuleChoiceWrapper,
+        min_rounds: int = 3,
+        z: float = 2.0,
+        seed: int = 0,
+        score: str = "final",
+        incumbent: int | None = None,
     ) -> None:
+        if incumbent is not None and not 0 <= incumbent < len(env.rules):
+            raise ValueError(f"incumbent must be a rule index in [0, {len(env.rules)}), got {incumbent!r}")
+        self.incumbent = incumbent
         if min_rounds < 2:
             raise ValueError(f"min_rounds must be >= 2 (a paired SE needs two episodes), got {min_rounds}")
         if score not in self.SCORES:
@@ -219,6 +231,11 @@ class RuleSelection:
         """The surviving rule with the highest mean return (the survivors have played the same episodes)."""
         return max(self.alive, key=lambda rule: np.mean(self.returns[rule]) if self.returns[rule] else -np.inf)
 
+    @property
+    def chosen(self) -> int:
+        """The leader, or the incumbent while it survives."""
+        return self.incumbent if self.incumbent in self.alive else self.leader
+
     def paired_difference(self, rule: int) -> tuple[float, float]:
         """Mean and SE of ``rule``'s return minus the leader's over the episodes both played."""
         n = min(len(self.returns[rule]), len(self.returns[self.leader]))
@@ -247,4 +264,4 @@ class RuleSelection:
     def predict(
         self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[np.ndarray, Any]:
-        return np.array(self.leader), state
+        return np.array(self.chosen), state

@@ -1,16 +1,25 @@
 """``segal-select-rule``: which labelling rule to use on this data set, learned from the env's own reward.
 
 The best heuristic may differ by data set, and a user should not have to know it in advance. This command
-plays every rule on the same train-mode episodes (pool D_T, scored on the reward set D_R: never the test split)
-and keeps dropping the rules that are behind the leader by more than ``--z`` paired standard errors
+plays every rule on the same episodes, scored on the reward set D_R (never the test split), and keeps dropping
+the rules that are behind the leader by more than ``--z`` paired standard errors
 (``agents.rule_choice.RuleSelection``). An episode scores the D_R mIoU after the test mode's final training on
 its labels (``--score final``, the default: what the benchmark reports, at one final training per episode) or
-its return (``--score return``: the D_R gain of the network fine-tuned during the episode). It prints the table and the
-chosen rule, which ``segal-request --policy`` and ``evaluate.py --policies`` take by name.
+its return (``--score return``: the D_R gain of the network fine-tuned during the episode). It prints the table
+and the chosen rule (the leader; with ``--incumbent RULE``, that rule unless it was dropped), which
+``segal-request --policy`` and ``evaluate.py --policies`` take by name.
+
+``--mode train`` (default) plays train-mode episodes: pool D_T, from the train mode's start network (the state
+set D_S's). ``--mode test`` plays test-mode episodes, the regime the benchmark measures and a user deploys in:
+pool D_V, from the test mode's start network (D_T's on CamVid), the test budget (``--env-kwargs budget=...``).
+The two can disagree: on CamVid a train-mode selection dropped an error model that the test protocol puts ahead
+of margin (docs/dqn.md).
 
     segal-select-rule                                              # synthetic preset, 40 episodes
     segal-select-rule --env SegAL-Folder-v0 --env-kwargs root=my_data --episodes 30 --out selection.json
     segal-select-rule --rules margin my_error_model.npz        # a rule against an error model fitted on this env
+    segal-select-rule --mode test --rules margin my_error_model.npz --seed 1000   # in the deployment regime
+    segal-select-rule --mode test --rules margin my_error_model.npz --incumbent margin   # margin unless beaten
 
 With ``--out``, the state is written after every round and a rerun with the same settings continues it.
 """
@@ -32,6 +41,8 @@ from segal_env.config import parse_env_settings
 from segal_env.runtime import thread_count, torch_threads
 from segal_env.storage import atomic_write_json
 
+MODES = ("train", "test")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0].replace("``", ""))
@@ -43,7 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_RULES),
         help="candidate rules: baseline names (agents.BASELINES) or error models (.npz, segal-fit-error-model)",
     )
-    parser.add_argument("--episodes", type=int, default=40, help="train-mode episodes in all (default 40)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="train",
+        help="train: pool D_T, the train mode's start network (default); test: pool D_V, the test mode's start "
+        "network and budget (the regime the benchmark measures)",
+    )
+    parser.add_argument("--episodes", type=int, default=40, help="episodes in all, every rule (default 40)")
+    parser.add_argument(
+        "--incumbent",
+        metavar="RULE",
+        help="one of --rules, chosen unless it is dropped (--z SE behind the leader): a selection that cannot "
+        "tell the rules apart then returns it rather than a leader by chance (default: none, the leader is chosen)",
+    )
     parser.add_argument("--min-rounds", type=int, default=3, help="rounds before any rule is dropped (default 3)")
     parser.add_argument("--z", type=float, default=2.0, help="drop a rule this many paired SE behind (default 2)")
     parser.add_argument(
@@ -72,11 +96,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except ValueError as error:
         parser.error(str(error))
     if "mode" in env_kwargs:
-        parser.error("--env-kwargs: 'mode' is fixed: the selection plays train-mode episodes (reward on D_R)")
+        parser.error("--env-kwargs: 'mode' is set by --mode (train or test)")
+    if args.mode == "test" and "final_training" in env_kwargs:
+        parser.error("--env-kwargs: 'final_training' is set by the selection (its score is the reward set's, --score)")
     try:
         check_rules(args.rules)
     except ValueError as error:
         parser.error(f"--rules: {error}")
+    if args.incumbent is not None and args.incumbent not in args.rules:
+        parser.error(f"--incumbent {args.incumbent} is not one of --rules {args.rules}")
     if args.episodes < len(args.rules):
         parser.error(f"--episodes {args.episodes} is less than one round of the {len(args.rules)} rules")
     with torch_threads(args.threads):
@@ -86,15 +114,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _select(args: argparse.Namespace, env_kwargs: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The selection proper, on the torch threads ``main`` set."""
     try:
-        env = RuleChoiceWrapper(gym.make(args.env, mode="train", **env_kwargs), rules=args.rules, seed=args.seed)
-        selection = RuleSelection(env, min_rounds=args.min_rounds, z=args.z, seed=args.seed, score=args.score)
+        env = RuleChoiceWrapper(
+            gym.make(args.env, **mode_kwargs(args.mode), **env_kwargs), rules=args.rules, seed=args.seed
+        )
+        incumbent = None if args.incumbent is None else args.rules.index(args.incumbent)
+        selection = RuleSelection(
+            env, min_rounds=args.min_rounds, z=args.z, seed=args.seed, score=args.score, incumbent=incumbent
+        )
     except (gym.error.Error, TypeError, ValueError) as error:
         parser.error(f"cannot set up the selection on {args.env}: {error}")
     settings = {"env": args.env, "env_kwargs": env_kwargs, "rules": args.rules, "min_rounds": args.min_rounds}
-    settings.update(z=args.z, seed=args.seed, score=args.score)
+    settings.update(z=args.z, seed=args.seed, score=args.score, mode=args.mode)
     if args.out is not None and args.out.is_file():
         stored = json.loads(args.out.read_text())
-        if stored.get("settings") != settings:
+        if {"mode": "train", **stored.get("settings", {})} != settings:  # selections stored before --mode: train
             parser.error(f"--out {args.out} holds a selection with other settings; use another --out")
         selection.restore(**stored["state"])
         print(f"continuing {args.out}: {sum(len(r) for r in selection.returns)} episodes played", flush=True)
@@ -115,10 +148,20 @@ def _select(args: argparse.Namespace, env_kwargs: dict[str, Any], parser: argpar
     return result
 
 
+def mode_kwargs(mode: str) -> dict[str, Any]:
+    """The env keywords of a selection mode. A test-mode env would run the final training at its last step to
+    score the test split; the selection skips it (``final_training=False``): its score's final training is
+    ``reward_set_final_score``'s, on the reward set. (The env's last step still puts the test mIoU of its network
+    in ``info``; the selection never reads it.)"""
+    return {"mode": mode} if mode == "train" else {"mode": mode, "final_training": False}
+
+
 def record(selection: RuleSelection, settings: dict[str, Any]) -> dict[str, Any]:
     return {
         "settings": settings,
-        "chosen": selection.env.rule_names[selection.leader],
+        "chosen": selection.env.rule_names[selection.chosen],
+        "leader": selection.env.rule_names[selection.leader],
+        "incumbent": None if selection.incumbent is None else selection.env.rule_names[selection.incumbent],
         "rules": selection.summary(),
         "state": selection.state(),
         "versions": provenance("cpu"),
@@ -128,7 +171,10 @@ def record(selection: RuleSelection, settings: dict[str, Any]) -> dict[str, Any]
 def table(result: dict[str, Any]) -> str:
     """The selection as markdown: per rule its episodes, mean score and paired difference to the leader."""
     score = "mean D_R mIoU after the final training" if result["settings"].get("score") == "final" else "mean return"
+    mode = result["settings"].get("mode", "train")
     lines = [
+        f"{mode}-mode episodes from seed {result['settings']['seed']}",
+        "",
         f"| rule | episodes | {score} (D_R points) | minus the leader (SE) | still in |",
         "|---|---:|---:|---:|---|",
     ]
@@ -140,9 +186,12 @@ def table(result: dict[str, Any]) -> str:
             f"{'yes' if row['survived'] else 'no'} |"
         )
     chosen = result["chosen"]
+    why = ""
+    if chosen != result.get("leader", chosen):
+        why = f", the incumbent: the leader {result['leader']} is not {result['settings']['z']:g} SE ahead of it"
     lines += [
         "",
-        f"chosen: {chosen} (use it as `segal-request --policy {chosen}` or `evaluate.py --policies {chosen}`)",
+        f"chosen: {chosen}{why} (use it as `segal-request --policy {chosen}` or `evaluate.py --policies {chosen}`)",
     ]
     return "\n".join(lines)
 

@@ -89,9 +89,9 @@ class ScriptedRules(gym.Env):
     """A stand-in for a RuleChoiceWrapper: one step per episode, rule r's return is ``values[r] + seed noise``,
     the noise shared by every rule on the same episode seed (what pairing cancels)."""
 
-    def __init__(self, values: list[float]) -> None:
+    def __init__(self, values: list[float], own_noise: float = 0.0) -> None:
         self.rules = self.rule_names = [f"rule{i}" for i in range(len(values))]
-        self.values = values
+        self.values, self.own_noise = values, own_noise  # own_noise: each rule's own, not cancelled by pairing
         self.seeds: list[tuple[int, int]] = []
         self._seed = 0
 
@@ -102,6 +102,7 @@ class ScriptedRules(gym.Env):
     def step(self, action):
         self.seeds.append((int(action), self._seed))
         noise = np.random.default_rng(self._seed).normal(0, 5)
+        noise += np.random.default_rng([self._seed, int(action)]).normal(0, self.own_noise)
         return np.zeros(1, np.float32), self.values[int(action)] + noise, True, False, {}
 
 
@@ -117,6 +118,21 @@ def test_rule_selection_pairs_episodes_and_drops_a_worse_rule_after_min_rounds()
     assert sum(s["episodes"] for s in selection.summary().values()) <= 30
     with pytest.raises(ValueError, match="min_rounds"):
         RuleSelection(env, min_rounds=1, score="return")  # type: ignore[arg-type]
+
+
+def test_an_incumbent_is_kept_until_another_rule_is_shown_better():
+    # rule 1 is 0.1 better, under per-episode noise of sd 1: 10 rounds cannot show it, and it leads by chance
+    noisy = ScriptedRules([0.0, 0.1], own_noise=1.0)
+    close = RuleSelection(noisy, seed=1, score="return", incumbent=0).learn(20)  # type: ignore[arg-type]
+    mean, se = close.paired_difference(0)
+    assert close.leader == 1 and close.alive == [0, 1] and mean < 0 < mean + 2 * se
+    assert close.chosen == 0 and int(close.predict(None)[0]) == 0
+    # 5 points better: the incumbent is dropped, and the rule that beat it is chosen
+    better = ScriptedRules([0.0, 5.0], own_noise=1.0)
+    clear = RuleSelection(better, seed=0, score="return", incumbent=0).learn(20)  # type: ignore[arg-type]
+    assert clear.alive == [1] and clear.chosen == 1
+    with pytest.raises(ValueError, match="incumbent must be a rule index"):
+        RuleSelection(ScriptedRules([0.0, 1.0]), score="return", incumbent=2)  # type: ignore[arg-type]
 
 
 def test_rule_selection_scores_each_rule_by_its_episode_return(env):

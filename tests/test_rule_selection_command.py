@@ -1,13 +1,16 @@
-"""segal-select-rule: one rule chosen from paired train-mode episodes, written per round and continued."""
+"""segal-select-rule: one rule chosen from paired episodes (train or test mode), written per round and continued."""
 
 from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import pytest
 import torch
 
+from agents import make_agent
 from experiments import rule_selection
+from experiments.episodes import play_episode
 from segal_env.runtime import torch_threads
 
 from conftest import TINY_SYNTHETIC, as_cli
@@ -40,8 +43,10 @@ def test_it_chooses_the_leader_writes_every_round_and_continues(tmp_path, env_ar
     ("options", "message"),
     [
         (["--episodes", "3"], "less than one round of the 5 rules"),
-        (["--env-kwargs", "mode=test"], "'mode' is fixed"),
+        (["--env-kwargs", "mode=test"], "'mode' is set by --mode"),
+        (["--mode", "test", "--env-kwargs", "final_training=True"], "'final_training' is set by the selection"),
         (["--rules", "oracle"], "unknown rule"),
+        (["--rules", "entropy", "margin", "--incumbent", "bald"], "--incumbent bald is not one of --rules"),
         (["--env-kwargs", "budgett=3"], "unknown env keyword"),
     ],
 )
@@ -49,6 +54,16 @@ def test_bad_input_is_refused_before_any_episode(options, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         rule_selection.main(options)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_incumbent_that_is_not_shown_worse_is_chosen_and_the_table_says_why(tmp_path, env_args, capsys):
+    options = [*env_args, "--rules", "entropy", "margin", "--episodes", "2", "--score", "return"]
+    plain = rule_selection.main(options)  # one round: below --min-rounds, no rule can be dropped
+    other = next(name for name in ("entropy", "margin") if name != plain["chosen"])
+    kept = rule_selection.main([*options, "--incumbent", other])
+    assert kept["chosen"] == other and kept["leader"] == plain["chosen"] and kept["incumbent"] == other
+    assert kept["state"] == plain["state"]  # the incumbent changes the choice, not the episodes
+    assert f"chosen: {other}, the incumbent: the leader {plain['chosen']} is not 2 SE ahead" in capsys.readouterr().out
 
 
 def test_it_chooses_by_the_final_training_on_one_thread_by_default_and_says_so(tmp_path, env_args, capsys):
@@ -66,3 +81,35 @@ def test_it_chooses_by_the_final_training_on_one_thread_by_default_and_says_so(t
     with pytest.raises(SystemExit):  # a stored selection by return is not continued by final scores
         rule_selection.main([*options, "--score", "final", "--out", str(out)])
     assert "other settings" in capsys.readouterr().err
+
+
+def test_test_mode_scores_test_mode_episodes_by_the_reward_set_and_train_mode_stays_the_default(
+    tmp_path, env_args, segal_cache
+):
+    base = [*env_args, "--rules", "entropy", "margin", "--seed", "5"]
+    options = [*base, "--episodes", "2"]
+    by_mode = {}
+    for mode in ("train", "test"):
+        by_mode[mode] = rule_selection.main([*options, "--out", str(tmp_path / f"{mode}.json"), "--mode", mode])
+        env = gym.make("SegAL-Synthetic-v0", device="cpu", **TINY_SYNTHETIC, cache_dir=str(segal_cache), mode=mode)
+        play_episode(make_agent("margin", env), env, seed=5)
+        assert by_mode[mode]["state"]["returns"]["margin"] == [
+            pytest.approx(100 * env.unwrapped.reward_set_final_score(5))
+        ]
+        assert by_mode[mode]["settings"]["mode"] == mode
+    # what the benchmark reports for the same episode (evaluate.py --final-training; the preset's fixed final seeds)
+    kwargs = {**TINY_SYNTHETIC, "cache_dir": str(segal_cache), "mode": "test", "final_training": True}
+    benchmark_env = gym.make("SegAL-Synthetic-v0", device="cpu", **kwargs)
+    benchmark = play_episode(make_agent("margin", benchmark_env), benchmark_env, seed=5)
+    assert by_mode["test"]["state"]["returns"]["margin"] == [
+        pytest.approx(100 * benchmark.final_info["reward_set_final_miou"])
+    ]
+    assert by_mode["test"]["state"]["returns"] != by_mode["train"]["state"]["returns"]  # pool D_V, not D_T
+    with pytest.raises(SystemExit):  # a test-mode selection is not continued as a train-mode one
+        rule_selection.main([*options, "--out", str(tmp_path / "test.json")])
+    stored = json.loads((tmp_path / "train.json").read_text())
+    del stored["settings"]["mode"]  # written before --mode existed: a train-mode selection, and it continues
+    (tmp_path / "train.json").write_text(json.dumps(stored))
+    continued = rule_selection.main([*base, "--episodes", "4", "--out", str(tmp_path / "train.json")])
+    assert continued["state"]["returns"]["margin"][0] == by_mode["train"]["state"]["returns"]["margin"][0]
+    assert len(continued["state"]["returns"]["margin"]) == 2
