@@ -2,8 +2,8 @@
 
 The best heuristic may differ by data set, and a user should not have to know it in advance. This command
 plays every rule on the same episodes, scored on the reward set D_R (never the test split), and keeps dropping
-the rules that are behind the leader by more than ``--z`` paired standard errors
-(``agents.rule_choice.RuleSelection``). An episode scores the D_R mIoU after the test mode's final training on
+the rules that a paired t test shows behind the leader (``--alpha``: the chance of dropping a level rule over
+the whole selection; ``agents.rule_choice.RuleSelection``). An episode scores the D_R mIoU after the test mode's final training on
 its labels (``--score final``, the default: what the benchmark reports, at one final training per episode) or
 its return (``--score return``: the D_R gain of the network fine-tuned during the episode). It prints the table
 and the chosen rule (the leader; with ``--incumbent RULE``, that rule unless it was dropped), which
@@ -42,6 +42,7 @@ from segal_env.runtime import thread_count, torch_threads
 from segal_env.storage import atomic_write_json
 
 MODES = ("train", "test")
+DEFAULT_ALPHA = 0.05
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,11 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--incumbent",
         metavar="RULE",
-        help="one of --rules, chosen unless it is dropped (--z SE behind the leader): a selection that cannot "
+        help="one of --rules, chosen unless it is dropped (shown behind the leader): a selection that cannot "
         "tell the rules apart then returns it rather than a leader by chance (default: none, the leader is chosen)",
     )
     parser.add_argument("--min-rounds", type=int, default=3, help="rounds before any rule is dropped (default 3)")
-    parser.add_argument("--z", type=float, default=2.0, help="drop a rule this many paired SE behind (default 2)")
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        help="drop a rule behind the leader by a one-sided paired t test at ALPHA, spread over the looks the "
+        "--episodes allow, so a rule level with the leader is dropped in about ALPHA of selections (default 0.05)",
+    )
+    parser.add_argument(
+        "--z",
+        type=float,
+        help="instead of --alpha, drop a rule Z paired SE behind on any look: the rule of selections made before "
+        "--alpha existed (z = 2 drops a level rule in 19%% of 40-episode selections)",
+    )
     parser.add_argument(
         "--score",
         choices=RuleSelection.SCORES,
@@ -105,6 +117,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--rules: {error}")
     if args.incumbent is not None and args.incumbent not in args.rules:
         parser.error(f"--incumbent {args.incumbent} is not one of --rules {args.rules}")
+    if args.z is not None and args.alpha is not None:
+        parser.error("--alpha and --z are two drop rules: give one")
+    if args.z is None and args.alpha is None:
+        args.alpha = DEFAULT_ALPHA
+    if args.alpha is not None and not 0 < args.alpha < 0.5:
+        parser.error(f"--alpha {args.alpha:g}: the chance of dropping a level rule must be in (0, 0.5), e.g. 0.05")
+    if args.min_rounds < 2:
+        parser.error(f"--min-rounds {args.min_rounds}: a paired SE needs two rounds, give 2 or more")
+    if args.z is not None and not args.z > 0:
+        parser.error(f"--z {args.z:g}: a number of standard errors must be > 0, e.g. 2")
     if args.episodes < len(args.rules):
         parser.error(f"--episodes {args.episodes} is less than one round of the {len(args.rules)} rules")
     with torch_threads(args.threads):
@@ -119,15 +141,22 @@ def _select(args: argparse.Namespace, env_kwargs: dict[str, Any], parser: argpar
         )
         incumbent = None if args.incumbent is None else args.rules.index(args.incumbent)
         selection = RuleSelection(
-            env, min_rounds=args.min_rounds, z=args.z, seed=args.seed, score=args.score, incumbent=incumbent
+            env, args.min_rounds, args.alpha or DEFAULT_ALPHA, args.seed, args.score, incumbent=incumbent, z=args.z
         )
     except (gym.error.Error, TypeError, ValueError) as error:
         parser.error(f"cannot set up the selection on {args.env}: {error}")
     settings = {"env": args.env, "env_kwargs": env_kwargs, "rules": args.rules, "min_rounds": args.min_rounds}
-    settings.update(z=args.z, seed=args.seed, score=args.score, mode=args.mode)
+    settings.update({"alpha": args.alpha} if args.z is None else {"z": args.z})  # selections before --alpha: z
+    settings.update(seed=args.seed, score=args.score, mode=args.mode)
     if args.out is not None and args.out.is_file():
         stored = json.loads(args.out.read_text())
-        if {"mode": "train", **stored.get("settings", {})} != settings:  # selections stored before --mode: train
+        stored_settings = {"mode": "train", **stored.get("settings", {})}  # selections stored before --mode: train
+        if "z" in stored_settings and "z" not in settings:
+            parser.error(
+                f"--out {args.out} holds a selection made with the drop rule --z {stored_settings['z']:g}: "
+                f"add --z {stored_settings['z']:g} to continue it, or use another --out"
+            )
+        if stored_settings != settings:
             parser.error(f"--out {args.out} holds a selection with other settings; use another --out")
         selection.restore(**stored["state"])
         print(f"continuing {args.out}: {sum(len(r) for r in selection.returns)} episodes played", flush=True)
@@ -188,12 +217,19 @@ def table(result: dict[str, Any]) -> str:
     chosen = result["chosen"]
     why = ""
     if chosen != result.get("leader", chosen):
-        why = f", the incumbent: the leader {result['leader']} is not {result['settings']['z']:g} SE ahead of it"
+        why = f", the incumbent: the leader {result['leader']} is not {shown_ahead(result['settings'])}"
     lines += [
         "",
         f"chosen: {chosen}{why} (use it as `segal-request --policy {chosen}` or `evaluate.py --policies {chosen}`)",
     ]
     return "\n".join(lines)
+
+
+def shown_ahead(settings: dict[str, Any]) -> str:
+    """What a leader must be to replace the incumbent, under the stored selection's drop rule."""
+    if "z" in settings:
+        return f"{settings['z']:g} SE ahead of it"
+    return f"ahead of it by a paired t test at alpha {settings['alpha']:g} (over the looks the episodes allow)"
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 
 import segal_env  # noqa: F401
 from agents import fit_error_regression, make_agent
-from agents.rule_choice import RuleBandit, RuleChoiceWrapper, RuleSelection, check_rules
+from agents.rule_choice import RuleBandit, RuleChoiceWrapper, RuleSelection, check_rules, student_t_quantile
 from experiments import rule_selection
 from experiments.episodes import play_episode
 
@@ -118,6 +118,30 @@ def test_rule_selection_pairs_episodes_and_drops_a_worse_rule_after_min_rounds()
     assert sum(s["episodes"] for s in selection.summary().values()) <= 30
     with pytest.raises(ValueError, match="min_rounds"):
         RuleSelection(env, min_rounds=1, score="return")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("upper", [1e-6, 1e-4, 0.0028, 0.025, 0.2])
+def test_the_t_quantile_matches_the_closed_forms_and_the_normal_limit(upper):
+    assert student_t_quantile(upper, 1) == pytest.approx(np.tan(np.pi * (0.5 - upper)), rel=1e-5)  # Cauchy
+    assert student_t_quantile(upper, 2) == pytest.approx((1 - 2 * upper) / np.sqrt(2 * upper * (1 - upper)), rel=1e-5)
+    normal = {1e-6: 4.753424, 1e-4: 3.719016, 0.0028: 2.770311, 0.025: 1.959964, 0.2: 0.841621}[upper]
+    assert student_t_quantile(upper, 100_000) == pytest.approx(normal, abs=1e-3)
+    with pytest.raises(ValueError, match="tail probability"):
+        student_t_quantile(0.5, 3)
+
+
+def test_the_t_test_waits_for_more_episodes_where_a_fixed_z_drops_on_three_noisy_ones():
+    # rule 1 is 2 below rule 0, with sd 1 of each rule's own: a paired difference of sd 1.4
+    fixed = RuleSelection(ScriptedRules([0.0, -2.0], own_noise=1.0), seed=4, score="return", z=2.0).learn(40)  # type: ignore[arg-type]
+    tested = RuleSelection(ScriptedRules([0.0, -2.0], own_noise=1.0), seed=4, score="return").learn(40)  # type: ignore[arg-type]
+    assert fixed.alive == [0] and len(fixed.returns[1]) == 3  # 2.1 SE behind after 3 episodes: dropped
+    # the budget allows 20 rounds, so 18 looks share alpha = 0.05: at 3 rounds the bar is 13.3 SE, at 20 3.2
+    assert tested.looks == 18 and tested.drop_bound(3) == pytest.approx(student_t_quantile(0.05 / 18, 2))
+    assert tested.drop_bound(3) > 13 and tested.drop_bound(20) < 3.3
+    assert tested.alive == [0] and 3 < len(tested.returns[1]) < 20  # dropped later, within the budget
+    assert tested.returns[1][:3] == fixed.returns[1][:3]  # on the same paired episodes
+    with pytest.raises(ValueError, match="alpha must be in"):
+        RuleSelection(ScriptedRules([0.0, 1.0]), score="return", alpha=0.5)  # type: ignore[arg-type]
 
 
 def test_an_incumbent_is_kept_until_another_rule_is_shown_better():

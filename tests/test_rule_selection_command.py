@@ -48,6 +48,10 @@ def test_it_chooses_the_leader_writes_every_round_and_continues(tmp_path, env_ar
         (["--rules", "oracle"], "unknown rule"),
         (["--rules", "entropy", "margin", "--incumbent", "bald"], "--incumbent bald is not one of --rules"),
         (["--env-kwargs", "budgett=3"], "unknown env keyword"),
+        (["--alpha", "0.05", "--z", "2"], "--alpha and --z are two drop rules: give one"),
+        (["--alpha", "0.7"], "--alpha 0.7: the chance of dropping a level rule must be in (0, 0.5)"),
+        (["--z", "0"], "--z 0: a number of standard errors must be > 0"),
+        (["--min-rounds", "1"], "--min-rounds 1: a paired SE needs two rounds"),
     ],
 )
 def test_bad_input_is_refused_before_any_episode(options, message, capsys):
@@ -63,7 +67,20 @@ def test_an_incumbent_that_is_not_shown_worse_is_chosen_and_the_table_says_why(t
     kept = rule_selection.main([*options, "--incumbent", other])
     assert kept["chosen"] == other and kept["leader"] == plain["chosen"] and kept["incumbent"] == other
     assert kept["state"] == plain["state"]  # the incumbent changes the choice, not the episodes
-    assert f"chosen: {other}, the incumbent: the leader {plain['chosen']} is not 2 SE ahead" in capsys.readouterr().out
+    shown = "is not ahead of it by a paired t test at alpha 0.05"
+    assert f"chosen: {other}, the incumbent: the leader {plain['chosen']} {shown}" in capsys.readouterr().out
+
+
+def test_a_selection_made_with_the_fixed_z_rule_continues_only_under_it(tmp_path, env_args, capsys):
+    out = tmp_path / "selection.json"
+    options = [*env_args, "--rules", "entropy", "margin", "--score", "return", "--out", str(out)]
+    first = rule_selection.main([*options, "--episodes", "2", "--z", "2"])
+    assert first["settings"]["z"] == 2.0 and "alpha" not in first["settings"]
+    with pytest.raises(SystemExit):
+        rule_selection.main([*options, "--episodes", "4"])  # the default is the t test: not this selection's rule
+    assert "made with the drop rule --z 2: add --z 2 to continue it" in capsys.readouterr().err
+    second = rule_selection.main([*options, "--episodes", "4", "--z", "2"])
+    assert [len(r) for r in second["state"]["returns"].values()] == [2, 2]
 
 
 def test_it_chooses_by_the_final_training_on_one_thread_by_default_and_says_so(tmp_path, env_args, capsys):
