@@ -146,16 +146,18 @@ class RuleSelection:
     while the same pick's gain varies by 0.59 across fine-tuning seeds (docs/noise_floor.md). An episode's
     return telescopes to the reward set's mIoU at its end minus at its start, and playing every rule on the
     same episode seeds pairs them, so what the seeds share cancels in the differences. Round ``r`` plays every
-    surviving rule on episode seed ``seed + r``; from round ``min_rounds`` on, a rule whose mean paired
-    difference to the leader (the highest mean return) is significantly below zero is dropped: a one-sided
-    paired t test at ``alpha`` split evenly over the looks ``learn``'s budget allows (Bonferroni), so a rule
-    level with the leader is dropped in at most about ``alpha`` of selections however many rounds are looked
-    at. ``z`` instead drops a rule ``z`` SE below on any look (the rule before ``alpha``): with the SE of a few
-    episodes and a look per round, z = 2 drops a level rule in 19% of 40-episode selections
-    (benchmarks/selection_false_drop.py). ``chosen`` (what ``predict`` returns) is the leader, or, with an
-    ``incumbent`` (a rule's index: the one a user would use anyway), the incumbent until it is dropped: another
-    rule replaces it only once it is shown better, so a selection that cannot tell the rules apart is never
-    worse than the incumbent. It reads only the reward set (D_R), never the test split.
+    surviving rule on episode seed ``seed + r``; a rule whose mean paired difference to the leader (the highest
+    mean return) is significantly below zero is dropped: a one-sided paired t test at ``alpha`` split evenly
+    (Bonferroni) over a few looks, at rounds ``min_rounds`` x 1, 2, 4, ... and at the last round ``learn``'s
+    budget allows. A rule level with the leader is then dropped in about ``alpha`` of 40-episode selections (4%
+    of two rules, 6% of five). Looking after every round instead would give each look a smaller share: 2%, and
+    a rule 0.3 better found in 35% of selections instead of 53% (benchmarks/selection_look_schedule.py). ``z``
+    drops a rule ``z`` SE below after every round from ``min_rounds`` on instead (the rule before ``alpha``):
+    with the SE of a few episodes and a look per round, z = 2 drops a level rule in 19% of such selections.
+    ``chosen`` (what ``predict`` returns) is the leader, or, with an ``incumbent`` (a rule's index: the one a
+    user would use anyway), the incumbent until it is dropped: another rule replaces it only once it is shown
+    better, so a selection that cannot tell the rules apart is never worse than the incumbent. It reads only the
+    reward set (D_R), never the test split.
 
     ``score`` is what an episode is worth: ``"final"`` (default), the D_R mIoU in points after the test mode's
     final training on the episode's labels (``SegALEnv.reward_set_final_score``, one final training per
@@ -194,7 +196,7 @@ class RuleSelection:
         self.min_rounds = min_rounds
         self.alpha = alpha
         self.z = z
-        self.looks = 1  # set by learn() from its budget
+        self.looks: list[int] = []  # the rounds at which rules are tested, set by learn() from its budget
         self.seed = seed
         self.returns: list[list[float]] = [[] for _ in env.rules]
         self.alive = list(range(len(env.rules)))
@@ -202,18 +204,17 @@ class RuleSelection:
     def learn(self, total_episodes: int, on_round: Callable[[RuleSelection], None] | None = None) -> RuleSelection:
         """Play rounds while a whole round fits in ``total_episodes`` (counting episodes already played, so a
         restored selection continues) and more than one rule survives; ``on_round(self)`` after each round.
-        ``alpha`` is split over the looks of this budget: a selection continued with a larger one spreads it over
-        more looks from then on, and the looks made before kept their larger share."""
+        ``alpha`` is split over the looks of this budget: a selection continued with a larger one may look more
+        often from then on, at a smaller share each, and the looks made before kept their larger share."""
         played = sum(len(r) for r in self.returns)
-        # at least two rules play every round, so the budget allows at most total_episodes // 2 rounds
-        self.looks = max(1, total_episodes // 2 - self.min_rounds + 1)
+        self.looks = look_rounds(self.min_rounds, total_episodes // 2)  # two rules or more play every round
         while len(self.alive) > 1 and played + len(self.alive) <= total_episodes:
             episode_seed = self.seed + len(self.returns[self.alive[0]])
             for rule in self.alive:
                 self.returns[rule].append(self._play(rule, episode_seed))
             played += len(self.alive)
             rounds = len(self.returns[self.alive[0]])
-            if rounds >= self.min_rounds:
+            if rounds in self.looks or (self.z is not None and rounds >= self.min_rounds):
                 bound = self.drop_bound(rounds)
                 differences = {rule: self.paired_difference(rule) for rule in self.alive}
                 self.alive = [rule for rule, (mean, se) in differences.items() if mean + bound * se >= 0]
@@ -222,11 +223,11 @@ class RuleSelection:
         return self
 
     def drop_bound(self, rounds: int) -> float:
-        """How many paired SE below the leader a rule that played ``rounds`` episodes with it is dropped: ``z``,
-        or the t quantile of one look's share of ``alpha`` (``rounds - 1`` degrees of freedom)."""
+        """How many paired SE below the leader a rule that played ``rounds`` episodes with it is dropped at a
+        look: ``z``, or the t quantile of one look's share of ``alpha`` (``rounds - 1`` degrees of freedom)."""
         if self.z is not None:
             return self.z
-        return student_t_quantile(self.alpha / self.looks, rounds - 1)
+        return student_t_quantile(self.alpha / max(1, len(self.looks)), rounds - 1)
 
     def restore(self, returns: dict[str, list[float]], alive: list[str]) -> RuleSelection:
         """Continue from a ``state()``: the returns per rule name and the surviving names."""
@@ -291,6 +292,17 @@ class RuleSelection:
         self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[np.ndarray, Any]:
         return np.array(self.chosen), state
+
+
+def look_rounds(first: int, last: int) -> list[int]:
+    """The rounds a selection tests at: ``first`` doubled while below ``last``, then ``last`` (none if ``last`` <
+    ``first``). A handful of looks, early ones to drop a clearly worse rule soon, the last at the full budget."""
+    if last < first:
+        return []
+    rounds = [first]
+    while rounds[-1] * 2 < last:
+        rounds.append(rounds[-1] * 2)
+    return rounds + [last] if rounds[-1] < last else rounds
 
 
 @functools.lru_cache(maxsize=1024)

@@ -2,9 +2,10 @@
 (docs/dqn.md, "The selection's drop rule")
 
 ``RuleSelection`` drops a rule once it is shown behind the leader, looking after every round from
-``min_rounds`` on. The old rule (``--z 2``) dropped at 2 paired SE on every look: each look is about 2.3%
+``min_rounds`` on. The old rule (``--z 2``) dropped at 2 paired SE after every round: each look is about 2.3%
 one-sided, but the SE of a few episodes is itself noisy and the looks repeat. The default (``--alpha 0.05``)
-is a one-sided paired t test at alpha split over the looks the budget allows. This script runs the real
+is a one-sided paired t test at alpha split over a few looks (rounds 3, 6, 12 and 20 of a 40-episode
+selection). This script runs the real
 ``RuleSelection`` with each drop rule on simulated rules whose per-episode scores are normal around their
 means (``--sd``: the sd of a paired per-episode difference, 0.58 D_R points measured for margin against the
 error model) and counts how often the incumbent (rule 0, margin's role) and the challengers are dropped:

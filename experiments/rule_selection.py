@@ -73,13 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--alpha",
         type=float,
-        help="drop a rule behind the leader by a one-sided paired t test at ALPHA, spread over the looks the "
-        "--episodes allow, so a rule level with the leader is dropped in about ALPHA of selections (default 0.05)",
+        help="drop a rule behind the leader by a one-sided paired t test at ALPHA, split over a few looks (rounds "
+        "--min-rounds x 1, 2, 4, ... and the last one --episodes allows), so a rule level with the leader is dropped in about "
+        "ALPHA of selections (default 0.05)",
     )
     parser.add_argument(
         "--z",
         type=float,
-        help="instead of --alpha, drop a rule Z paired SE behind on any look: the rule of selections made before "
+        help="instead of --alpha, drop a rule Z paired SE behind after any round: the rule of selections made before "
         "--alpha existed (z = 2 drops a level rule in 19%% of 40-episode selections)",
     )
     parser.add_argument(

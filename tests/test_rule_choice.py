@@ -12,7 +12,14 @@ from stable_baselines3 import PPO
 
 import segal_env  # noqa: F401
 from agents import fit_error_regression, make_agent
-from agents.rule_choice import RuleBandit, RuleChoiceWrapper, RuleSelection, check_rules, student_t_quantile
+from agents.rule_choice import (
+    RuleBandit,
+    RuleChoiceWrapper,
+    RuleSelection,
+    check_rules,
+    look_rounds,
+    student_t_quantile,
+)
 from experiments import rule_selection
 from experiments.episodes import play_episode
 
@@ -130,15 +137,23 @@ def test_the_t_quantile_matches_the_closed_forms_and_the_normal_limit(upper):
         student_t_quantile(0.5, 3)
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "rounds"),
+    [(3, 20, [3, 6, 12, 20]), (3, 12, [3, 6, 12]), (3, 3, [3]), (3, 2, []), (10, 20, [10, 20]), (2, 9, [2, 4, 8, 9])],
+)
+def test_a_selection_looks_at_doubling_rounds_and_at_the_last(first, last, rounds):
+    assert look_rounds(first, last) == rounds
+
+
 def test_the_t_test_waits_for_more_episodes_where_a_fixed_z_drops_on_three_noisy_ones():
     # rule 1 is 2 below rule 0, with sd 1 of each rule's own: a paired difference of sd 1.4
     fixed = RuleSelection(ScriptedRules([0.0, -2.0], own_noise=1.0), seed=4, score="return", z=2.0).learn(40)  # type: ignore[arg-type]
     tested = RuleSelection(ScriptedRules([0.0, -2.0], own_noise=1.0), seed=4, score="return").learn(40)  # type: ignore[arg-type]
     assert fixed.alive == [0] and len(fixed.returns[1]) == 3  # 2.1 SE behind after 3 episodes: dropped
-    # the budget allows 20 rounds, so 18 looks share alpha = 0.05: at 3 rounds the bar is 13.3 SE, at 20 3.2
-    assert tested.looks == 18 and tested.drop_bound(3) == pytest.approx(student_t_quantile(0.05 / 18, 2))
-    assert tested.drop_bound(3) > 13 and tested.drop_bound(20) < 3.3
-    assert tested.alive == [0] and 3 < len(tested.returns[1]) < 20  # dropped later, within the budget
+    # the budget allows 20 rounds: 4 looks, at rounds 3, 6, 12 and 20, share alpha = 0.05
+    assert tested.looks == [3, 6, 12, 20] and tested.drop_bound(3) == pytest.approx(student_t_quantile(0.05 / 4, 2))
+    assert tested.drop_bound(3) > 6 and tested.drop_bound(20) < 2.5  # 6.2 SE on 3 episodes, 2.4 on 20
+    assert tested.alive == [0] and len(tested.returns[1]) in (6, 12, 20)  # dropped at a later look
     assert tested.returns[1][:3] == fixed.returns[1][:3]  # on the same paired episodes
     with pytest.raises(ValueError, match="alpha must be in"):
         RuleSelection(ScriptedRules([0.0, 1.0]), score="return", alpha=0.5)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ def test_the_fixed_z_drops_a_level_rule_far_more_often_than_the_t_test(false_dro
     fixed = false_drop.run([0.0, 0.0], sd=0.58, min_rounds=3, episodes=40, rule={"z": 2.0}, trials=300)
     tested = false_drop.run([0.0, 0.0], sd=0.58, min_rounds=3, episodes=40, rule={"alpha": 0.05}, trials=300)
     assert fixed["incumbent_dropped"] > 0.1 and fixed["challenger_dropped"] > 0.1
-    assert tested["incumbent_dropped"] < 0.06 and tested["challenger_dropped"] < 0.06
+    assert tested["incumbent_dropped"] < 0.08 and tested["challenger_dropped"] < 0.08  # alpha = 0.05, 300 trials
     assert tested["mean_rounds"] > fixed["mean_rounds"]  # fewer drops: more rounds played
 
 
