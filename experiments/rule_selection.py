@@ -194,8 +194,21 @@ def record(selection: RuleSelection, settings: dict[str, Any]) -> dict[str, Any]
         "incumbent": None if selection.incumbent is None else selection.env.rule_names[selection.incumbent],
         "rules": selection.summary(),
         "state": selection.state(),
+        "looks": selection.looks if selection.z is None else None,  # the rounds the t test looks at
         "versions": provenance("cpu"),
     }
+
+
+def drop_rule(result: dict[str, Any]) -> str:
+    """The stored selection's drop rule in words."""
+    settings = result["settings"]
+    if "z" in settings:
+        return f"{settings['z']:g} paired SE behind the leader, after every round from round {settings['min_rounds']}"
+    test = f"a one-sided paired t test at alpha {settings['alpha']:g}"
+    looks = result.get("looks")
+    if not looks:
+        return f"{test}, but the episodes end before its first look (round {settings['min_rounds']})"
+    return f"{test}, at rounds {', '.join(map(str, looks))} ({settings['alpha'] / len(looks):.3g} each)"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -203,7 +216,7 @@ def table(result: dict[str, Any]) -> str:
     score = "mean D_R mIoU after the final training" if result["settings"].get("score") == "final" else "mean return"
     mode = result["settings"].get("mode", "train")
     lines = [
-        f"{mode}-mode episodes from seed {result['settings']['seed']}",
+        f"{mode}-mode episodes from seed {result['settings']['seed']}; a rule is dropped by {drop_rule(result)}",
         "",
         f"| rule | episodes | {score} (D_R points) | minus the leader (SE) | still in |",
         "|---|---:|---:|---:|---|",

@@ -29,7 +29,9 @@ def test_it_chooses_the_leader_writes_every_round_and_continues(tmp_path, env_ar
     assert stored["chosen"] == first["chosen"] and [r["episodes"] for r in stored["rules"].values()] == [2, 2]
     returns = stored["state"]["returns"]
     assert first["chosen"] == max(returns, key=lambda name: sum(returns[name]))
-    assert f"chosen: {first['chosen']}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"chosen: {first['chosen']}" in printed and first["looks"] == []  # 2 rounds: before round 3
+    assert "t test at alpha 0.05, but the episodes end before its first look (round 3)" in printed
     second = rule_selection.main([*options, "--episodes", "6"])  # continues: one more round, the first two kept
     assert [len(r) for r in second["state"]["returns"].values()] == [3, 3]
     assert all(second["state"]["returns"][n][:2] == returns[n] for n in returns)
@@ -80,7 +82,8 @@ def test_a_selection_made_with_the_fixed_z_rule_continues_only_under_it(tmp_path
         rule_selection.main([*options, "--episodes", "4"])  # the default is the t test: not this selection's rule
     assert "made with the drop rule --z 2: add --z 2 to continue it" in capsys.readouterr().err
     second = rule_selection.main([*options, "--episodes", "4", "--z", "2"])
-    assert [len(r) for r in second["state"]["returns"].values()] == [2, 2]
+    assert [len(r) for r in second["state"]["returns"].values()] == [2, 2] and second["looks"] is None
+    assert "dropped by 2 paired SE behind the leader, after every round from round 3" in capsys.readouterr().out
 
 
 def test_it_chooses_by_the_final_training_on_one_thread_by_default_and_says_so(tmp_path, env_args, capsys):
@@ -130,3 +133,14 @@ def test_test_mode_scores_test_mode_episodes_by_the_reward_set_and_train_mode_st
     continued = rule_selection.main([*base, "--episodes", "4", "--out", str(tmp_path / "train.json")])
     assert continued["state"]["returns"]["margin"][0] == by_mode["train"]["state"]["returns"]["margin"][0]
     assert len(continued["state"]["returns"]["margin"]) == 2
+
+
+def test_the_table_names_the_rounds_the_t_test_looks_at():
+    row = {"episodes": 20, "mean_return": 40.0, "minus_leader": 0.0, "minus_leader_se": 0.0, "survived": True}
+    settings = {"alpha": 0.05, "min_rounds": 3, "seed": 1000, "score": "final", "mode": "test"}
+    result = {"settings": settings, "looks": [3, 6, 12, 20], "rules": {"margin": row}, "chosen": "margin"}
+    text = rule_selection.table({**result, "leader": "margin"})
+    assert (
+        "test-mode episodes from seed 1000; a rule is dropped by a one-sided paired t test at alpha 0.05, at " in text
+    )
+    assert "at rounds 3, 6, 12, 20 (0.0125 each)" in text
