@@ -3,10 +3,10 @@
 The best heuristic may differ by data set, and a user should not have to know it in advance. This command
 plays every rule on the same episodes, scored on the reward set D_R (never the test split), and keeps dropping
 the rules that a paired t test shows behind the leader (``--alpha``: the chance of dropping a level rule over
-the whole selection; ``agents.rule_choice.RuleSelection``). An episode scores the D_R mIoU after the test mode's final training on
-its labels (``--score final``, the default: what the benchmark reports, at one final training per episode) or
-its return (``--score return``: the D_R gain of the network fine-tuned during the episode). It prints the table
-and the chosen rule (the leader; with ``--incumbent RULE``, that rule unless it was dropped), which
+the whole selection; ``agents.rule_choice.RuleSelection``). An episode scores the D_R mIoU after the test
+mode's final training on its labels (``--score final``, the default: what the benchmark reports, at one final
+training per episode) or its return (``--score return``: the D_R gain of the network fine-tuned during the
+episode). It prints the table and the chosen rule (the leader; with ``--incumbent RULE``, that rule unless it was dropped), which
 ``segal-request --policy`` and ``evaluate.py --policies`` take by name.
 
 ``--mode train`` (default) plays train-mode episodes: pool D_T, from the train mode's start network (the state
@@ -73,15 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--alpha",
         type=float,
-        help="drop a rule behind the leader by a one-sided paired t test at ALPHA, split over a few looks (rounds "
-        "--min-rounds x 1, 2, 4, ... and the last one --episodes allows), so a rule level with the leader is dropped in about "
-        "ALPHA of selections (default 0.05)",
+        help="drop a rule behind the leader by a one-sided paired t test at ALPHA, split over a few looks "
+        "(rounds --min-rounds x 1, 2, 4, ... and the last one --episodes allows), so a rule level with the "
+        "leader is dropped in about ALPHA of selections (default 0.05)",
     )
     parser.add_argument(
         "--z",
         type=float,
-        help="instead of --alpha, drop a rule Z paired SE behind after any round: the rule of selections made before "
-        "--alpha existed (z = 2 drops a level rule in 19%% of 40-episode selections)",
+        help="instead of --alpha, drop a rule Z paired SE behind after any round: the rule of selections made "
+        "before --alpha existed (z = 2 drops a level rule in 19%% of 40-episode selections)",
     )
     parser.add_argument(
         "--score",
