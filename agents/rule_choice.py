@@ -196,7 +196,7 @@ class RuleSelection:
         self.min_rounds = min_rounds
         self.alpha = alpha
         self.z = z
-        self.looks: list[int] = []  # the rounds at which rules are tested, set by learn() from its budget
+        self.looks: list[int] = []  # the rounds at which rules are tested (z: every one), set by learn()
         self.seed = seed
         self.returns: list[list[float]] = [[] for _ in env.rules]
         self.alive = list(range(len(env.rules)))
@@ -207,14 +207,15 @@ class RuleSelection:
         ``alpha`` is split over the looks of this budget: a selection continued with a larger one may look more
         often from then on, at a smaller share each, and the looks made before kept their larger share."""
         played = sum(len(r) for r in self.returns)
-        self.looks = look_rounds(self.min_rounds, total_episodes // 2)  # two rules or more play every round
+        last = total_episodes // 2  # two rules or more play every round
+        self.looks = look_rounds(self.min_rounds, last) if self.z is None else list(range(self.min_rounds, last + 1))
         while len(self.alive) > 1 and played + len(self.alive) <= total_episodes:
             episode_seed = self.seed + len(self.returns[self.alive[0]])
             for rule in self.alive:
                 self.returns[rule].append(self._play(rule, episode_seed))
             played += len(self.alive)
             rounds = len(self.returns[self.alive[0]])
-            if rounds in self.looks or (self.z is not None and rounds >= self.min_rounds):
+            if rounds in self.looks:
                 bound = self.drop_bound(rounds)
                 differences = {rule: self.paired_difference(rule) for rule in self.alive}
                 self.alive = [rule for rule, (mean, se) in differences.items() if mean + bound * se >= 0]
