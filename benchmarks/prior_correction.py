@@ -33,7 +33,7 @@ from segal_env.storage import atomic_write_json, atomic_write_text
 def correction_statistics(model: BatchDQN, env: gym.Env, seeds: list[int]) -> dict[str, float]:
     """Mean over the pools of the model's greedy episodes: corr(correction, prior), sd ratio, rule's pick."""
     net = model.q_net
-    if net.prior_column is None:
+    if not net.has_prior:
         raise ValueError("the model has no prior (train it with policy_kwargs=dict(prior=...))")
     rows: list[tuple[float, float, float]] = []
 

@@ -324,6 +324,52 @@ def test_an_untrained_agent_with_a_prior_picks_exactly_as_the_rule(
         BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior="class_balance"))
 
 
+@pytest.mark.parametrize("rarity_weighted", [False, True])
+def test_an_untrained_agent_started_from_an_error_model_picks_exactly_as_the_model(
+    tiny_kwargs, tmp_path, rarity_weighted
+):
+    """Imitation, then RL fine-tuning: prior=<model.npz> starts Q from the error model's prediction (weighted by
+    expected rarity for a rarity-weighted model), and the saved agent carries it without the file."""
+    import gymnasium as gym
+
+    from agents import ErrorModel
+    from experiments.episodes import play_episode
+
+    env = gym.make("SegAL-Synthetic-v0", **{**tiny_kwargs, "device": "cpu"})
+    layout = env.unwrapped.feature_layout
+    width, rng = layout.candidate_dim, np.random.default_rng(0)
+    info = {"num_classes": layout.num_classes, "extras": list(layout.extras), "rarity_weighted": rarity_weighted}
+    fitted = ErrorModel(rng.random(width), rng.random(width) + 0.5, 0.05 * rng.normal(size=width), 0.3, info)
+    path = fitted.save(tmp_path / "error_model.npz")
+    model = BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior=str(path)), seed=0)
+    assert (model.policy.q_net.prior_rarity is not None) == rarity_weighted
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    play_episode(
+        make_agent(str(path), env),
+        env,
+        seed=1,
+        on_step=lambda obs, action, *_: pairs.append((model.predict(obs, deterministic=True)[0], action)),
+    )
+    assert len(pairs) > 1 and all(np.array_equal(agent, rule) for agent, rule in pairs)
+    model.learn(4)
+    model.save(tmp_path / "agent")
+    path.unlink()  # the saved agent holds the prior itself
+    loaded = make_agent(str(tmp_path / "agent.zip"), env)
+    obs, _ = env.reset(seed=2)
+    tensors, _ = model.policy.obs_to_tensor(obs)
+    th.testing.assert_close(loaded.policy.q_net.prior(tensors), model.policy.q_net.prior(tensors), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no such error model file.*segal-fit-error-model"):
+        BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior=str(path)))
+    narrow = ErrorModel(np.zeros(width - 1), np.ones(width - 1), np.ones(width - 1), 0.0, {})
+    with pytest.raises(ValueError, match="fitted on another observation"):
+        BatchDQN("RegionQPolicy", env, policy_kwargs=dict(prior=str(narrow.save(tmp_path / "narrow.npz"))))
+    linear = loaded.policy.q_net.prior_linear
+    with pytest.raises(ValueError, match="give one prior"):
+        small_model(policy_kwargs={**SMALL_NET, "prior_column": 0, "prior_linear": linear})
+    with pytest.raises(ValueError, match="prior_linear mean has shape"):
+        small_model(policy_kwargs={**SMALL_NET, "prior_linear": linear})  # the toy env's rows are narrower
+
+
 @pytest.mark.parametrize("prior_in_loss", [True, False])
 def test_a_prior_kept_out_of_the_loss_biases_the_pick_but_not_the_fit(prior_in_loss):
     """prior_in_loss=False: the TD loss never sees the prior, so its scale cannot change what is learned

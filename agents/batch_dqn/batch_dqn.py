@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -20,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.baselines import BASELINES, RARITY_SMOOTHING, rarity_weighted_column
 from agents.batch_dqn.policies import RegionQNetwork, RegionQPolicy
+from agents.error_regression import ERROR_FLOOR, ErrorRegression
 from agents.masking import masked_argmax, sample_valid
 
 SelfBatchDQN = TypeVar("SelfBatchDQN", bound="BatchDQN")
@@ -28,9 +30,11 @@ REQUIRED_OBS_KEYS = ("state", "candidates", "action_mask")
 
 
 def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str | None) -> dict[str, Any] | None:
-    """``policy_kwargs=dict(prior=NAME)`` -> the policy's ``prior_column`` (and ``prior_rarity``): NAME is an extra
-    feature of the env's candidate rows ("margin") or a rarity-weighted rule over one ("margin_balance": margin's
-    column x the candidate's expected rarity). The policy sees only the spaces; the env knows its layout."""
+    """``policy_kwargs=dict(prior=NAME)`` -> the policy's ``prior_column`` (and ``prior_rarity``), or its
+    ``prior_linear``: NAME is an extra feature of the env's candidate rows ("margin"), a rarity-weighted rule over
+    one ("margin_balance": margin's column x the candidate's expected rarity), or the path of an error model
+    (``segal-fit-error-model``'s ``.npz``: Q starts from its predicted error, imitation then RL fine-tuning). The
+    policy sees only the spaces; the env knows its layout."""
     if not policy_kwargs or "prior" not in policy_kwargs:
         return policy_kwargs
     kwargs = dict(policy_kwargs)
@@ -39,21 +43,65 @@ def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str |
         return kwargs
     if env is None or isinstance(env, str):
         raise ValueError("policy_kwargs prior=<feature> needs the env (its feature layout) at construction")
-    if isinstance(env, VecEnv):
-        layout = env.get_attr("feature_layout")[0]
-    else:
-        layout = env.get_wrapper_attr("feature_layout")
+    layout = env_attribute(env, "feature_layout")
+    if str(name).endswith(".npz"):
+        return {**kwargs, **error_model_prior(str(name), env, layout)}
     feature = rarity_weighted_column(name)
     if name not in layout.extras and (feature is None or feature not in layout.extras):
         rules = [rule for rule in BASELINES if rarity_weighted_column(rule)]
         raise ValueError(
-            f"policy_kwargs prior={name!r} is neither an extra feature of this env ({list(layout.extras)}) nor a "
-            f"rarity-weighted rule over one ({rules}); add a missing feature with the env's extra_features"
+            f"policy_kwargs prior={name!r} is neither an extra feature of this env ({list(layout.extras)}), a "
+            f"rarity-weighted rule over one ({rules}) nor an error model (a .npz of segal-fit-error-model); add a "
+            "missing feature with the env's extra_features"
         )
     kwargs["prior_column"] = layout.extra(feature or name)
     if feature is not None:
         hist = layout.class_hist
         kwargs["prior_rarity"] = (hist.start, hist.stop, RARITY_SMOOTHING)
+    return kwargs
+
+
+def env_attribute(env: GymEnv, name: str, default: Any = ...) -> Any:
+    """An attribute of the (first) env, through wrappers and VecEnvs; ``default`` where it has none (if given)."""
+    if isinstance(env, VecEnv):  # a worker process would die of an AttributeError: ask first
+        if env.has_attr(name) or default is ...:
+            return env.get_attr(name)[0]
+        return default
+    try:
+        return env.get_wrapper_attr(name)
+    except AttributeError:
+        if default is ...:
+            raise
+        return default
+
+
+def error_model_prior(path: str, env: GymEnv, layout: Any) -> dict[str, Any]:
+    """The policy kwargs of a prior read from an error model file: ``prior_linear`` (its standardisation,
+    weights and intercept, so the saved agent does not need the file) and, for a rarity-weighted model,
+    ``prior_rarity``. The model is checked against the env as ``ErrorRegression`` checks it (another
+    observation: an error naming the fix; other env settings: a warning)."""
+    if not Path(path).is_file():
+        raise ValueError(
+            f"policy_kwargs prior={path!r}: no such error model file (write one with segal-fit-error-model)"
+        )
+    rule = ErrorRegression(
+        layout,
+        path,
+        class_names=env_attribute(env, "class_names", None),
+        env_config=env_attribute(env, "config", None),
+    )
+    model = rule.model
+    kwargs: dict[str, Any] = {
+        "prior_linear": {
+            "mean": model.mean.tolist(),
+            "std": model.scale.tolist(),
+            "weights": model.weights.tolist(),
+            "intercept": float(model.intercept),
+            "floor": ERROR_FLOOR if rule.rarity_weighted else None,
+        }
+    }
+    if rule.rarity_weighted:
+        kwargs["prior_rarity"] = (layout.class_hist.start, layout.class_hist.stop, RARITY_SMOOTHING)
     return kwargs
 
 

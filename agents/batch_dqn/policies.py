@@ -44,13 +44,18 @@ class RegionQNetwork(nn.Module):
     The last ``gate_dim`` candidate columns (the two KL histograms of ``FeatureLayout``) only feed
     the gate; all other candidate columns feed the candidate branch. With ``prior_column`` (a heuristic's
     score column, e.g. margin's, and with ``prior_rarity`` that score times the candidate's expected rarity, as
-    margin_balance) Q adds that score and the advantage starts at zero: the untrained agent picks exactly as the
-    rule, and training only has to find where to differ from it.
+    margin_balance) or ``prior_linear`` (a fitted error model's prediction, a linear function of the whole row)
+    Q adds that score and the advantage starts at zero: the untrained agent picks exactly as the rule, and
+    training only has to find where to differ from it.
     The TD loss fits V + gate x A alone (``fitted``) and the prior only biases the greedy pick (``forward``).
     With ``prior_in_loss=True`` it fits Q with the prior in it, and a prior whose scale the rewards do not
     follow is cancelled by A: after 300 synthetic steps at ``prior_scale`` 10, A correlated -0.9 with the prior
     within a pool and the greedy pick was margin's in about half of the pools (docs/dqn.md).
     """
+
+    linear_mean: th.Tensor  # prior_linear's buffers (``_register_linear_prior``)
+    linear_std: th.Tensor
+    linear_weights: th.Tensor
 
     def __init__(
         self,
@@ -63,6 +68,7 @@ class RegionQNetwork(nn.Module):
         prior_scale: float = 1.0,
         prior_in_loss: bool = False,
         prior_rarity: tuple[int, int, float] | None = None,
+        prior_linear: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         num_state_regions, state_dim = observation_space["state"].shape
@@ -81,10 +87,14 @@ class RegionQNetwork(nn.Module):
         self.value = nn.Sequential(nn.ReLU(), nn.Linear(state_embed_dim, 1))
         self.gate = nn.Sequential(nn.BatchNorm1d(gate_dim), nn.ReLU(), nn.Linear(gate_dim, 1), nn.Sigmoid())
         self.prior_column, self.prior_scale, self.prior_in_loss = prior_column, prior_scale, prior_in_loss
-        self.prior_rarity = prior_rarity
+        self.prior_rarity, self.prior_linear = prior_rarity, prior_linear
+        if prior_column is not None and prior_linear is not None:
+            raise ValueError("give one prior: a score column (prior_column) or a linear score (prior_linear)")
+        if prior_linear is not None:
+            self._register_linear_prior(prior_linear, candidate_dim)
         if prior_rarity is not None:
-            if prior_column is None:
-                raise ValueError("prior_rarity weights a prior score: it needs prior_column")
+            if prior_column is None and prior_linear is None:
+                raise ValueError("prior_rarity weights a prior score: it needs prior_column or prior_linear")
             fraction = observation_space.spaces.get("labeled_class_fraction")
             start, stop, smoothing = prior_rarity
             if fraction is None or stop - start != fraction.shape[0] or smoothing <= 0:
@@ -92,29 +102,57 @@ class RegionQNetwork(nn.Module):
                     f"prior_rarity {prior_rarity} must be (first, end) of the candidates' class-histogram columns and a "
                     "positive smoothing, and needs a 'labeled_class_fraction' observation of as many classes"
                 )
-        if prior_column is not None:
-            if not 0 <= prior_column < candidate_dim - gate_dim:
-                raise ValueError(
-                    f"prior_column {prior_column} is not a candidate feature column (0..{candidate_dim - gate_dim - 1})"
-                )
+        if prior_column is not None and not 0 <= prior_column < candidate_dim - gate_dim:
+            raise ValueError(
+                f"prior_column {prior_column} is not a candidate feature column (0..{candidate_dim - gate_dim - 1})"
+            )
+        if self.has_prior:
             # start from the rule: the learned advantage is zero until training moves it
             last = self.fusion[-1]
             assert isinstance(last, nn.Linear)
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
+    def _register_linear_prior(self, linear: dict[str, Any], candidate_dim: int) -> None:
+        """Buffers of ``prior_linear`` (float64, as the error model computes): ((row - mean) / std) . weights
+        + intercept, floored at ``floor`` when it is not None."""
+        missing = {"mean", "std", "weights", "intercept", "floor"} - set(linear)
+        if missing:
+            raise ValueError(f"prior_linear lacks {sorted(missing)}; BatchDQN's prior=<model.npz> builds it")
+        for name in ("mean", "std", "weights"):
+            vector = th.as_tensor(linear[name], dtype=th.float64)
+            if vector.shape != (candidate_dim,):
+                raise ValueError(
+                    f"prior_linear {name} has shape {tuple(vector.shape)}, the candidate rows have {candidate_dim} "
+                    "columns: the error model was fitted on another observation"
+                )
+            self.register_buffer(f"linear_{name}", vector, persistent=False)
+
+    @property
+    def has_prior(self) -> bool:
+        """Whether Q starts from a rule's score (a column or a linear prediction)."""
+        return self.prior_column is not None or self.prior_linear is not None
+
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         """The scores the greedy pick maximises: V + (gate x A [+ prior_scale x prior])."""
         value, advantage = self.value_and_advantage(obs)
-        if self.prior_column is not None:  # a heuristic's score plus a learned correction
+        if self.has_prior:  # a heuristic's score plus a learned correction
             advantage = advantage + self.prior_scale * self.prior(obs)
         return value + advantage
 
     def prior(self, obs: PyTorchObs) -> th.Tensor:
-        """The rule's score per candidate (B, K, N): the ``prior_column`` feature, times the candidate's expected
-        rarity with ``prior_rarity`` (sum_c hist_c / (labeled_fraction_c + smoothing), as
-        ``agents.baselines.expected_rarity``: margin_balance's score from margin's column)."""
-        score = obs["candidates"][..., self.prior_column]
+        """The rule's score per candidate (B, K, N): the ``prior_column`` feature or the ``prior_linear``
+        prediction, times the candidate's expected rarity with ``prior_rarity`` (sum_c hist_c / (labeled_fraction_c +
+        smoothing), as ``agents.baselines.expected_rarity``: margin_balance's score from margin's column)."""
+        if self.prior_linear is None:
+            score = obs["candidates"][..., self.prior_column]
+        else:  # in float64, so the untrained agent ranks exactly as agents.ErrorRegression does
+            rows = obs["candidates"].double()
+            predicted = ((rows - self.linear_mean) / self.linear_std) @ self.linear_weights
+            predicted = predicted + float(self.prior_linear["intercept"])
+            if self.prior_linear["floor"] is not None:
+                predicted = predicted.clamp_min(float(self.prior_linear["floor"]))
+            score = predicted.to(obs["candidates"].dtype)
         if self.prior_rarity is None:
             return score
         start, stop, smoothing = self.prior_rarity
@@ -173,6 +211,11 @@ class RegionQPolicy(BasePolicy):
         rewards' departure from prior_scale x prior (and cancels the prior)
     :param prior_rarity: (first, end) of the class-histogram columns and the smoothing: the prior is
         ``prior_column`` x the candidate's expected rarity (``prior="margin_balance"`` sets it); None: the column alone
+    :param prior_linear: instead of a column, a fitted error model's prediction as the prior (BatchDQN's
+        ``policy_kwargs=dict(prior="model.npz")`` reads it from a ``segal-fit-error-model`` file): a dict of the
+        row ``mean``, ``std`` and ``weights`` (one per candidate column), the ``intercept`` and the ``floor`` a
+        rarity-weighted model puts under its prediction (None: no floor). Kept in the saved model, so the file is
+        not needed to load it
     :param optimizer_class: Adam (measured: SGD, the paper's, barely moves the ranking; docs/dqn.md);
         ``th.optim.SGD`` for the paper's
     :param optimizer_kwargs: extra optimizer arguments; ``None`` gives ``momentum=0.9`` for SGD
@@ -194,6 +237,7 @@ class RegionQPolicy(BasePolicy):
         prior_scale: float = 1.0,
         prior_in_loss: bool = False,
         prior_rarity: tuple[int, int, float] | None = None,
+        prior_linear: dict[str, Any] | None = None,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -216,6 +260,7 @@ class RegionQPolicy(BasePolicy):
             "prior_scale": prior_scale,
             "prior_in_loss": prior_in_loss,
             "prior_rarity": None if prior_rarity is None else tuple(prior_rarity),
+            "prior_linear": prior_linear,
         }
         self._build(lr_schedule)
 
@@ -269,6 +314,7 @@ class RegionQPolicy(BasePolicy):
             prior_scale=self.net_args["prior_scale"],
             prior_in_loss=self.net_args["prior_in_loss"],
             prior_rarity=self.net_args["prior_rarity"],
+            prior_linear=self.net_args["prior_linear"],
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
