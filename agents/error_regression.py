@@ -32,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.baselines import BASELINES, RARITY_SMOOTHING, RegionScoreBaseline, expected_rarity
+from agents.wrappers import env_attribute
 
 if TYPE_CHECKING:
     from segal_env.layout import FeatureLayout
@@ -216,6 +217,18 @@ class ErrorRegression(RegionScoreBaseline):
         if self.rarity_weighted:  # a negative error times the weight would put common classes first: floor it
             return np.maximum(error, ERROR_FLOOR) * expected_rarity(self.layout, obs, RARITY_SMOOTHING)
         return error
+
+
+def error_regression_for(env: Any, path: str | Path, seed: int | None = 0) -> ErrorRegression:
+    """The model saved at ``path`` as a policy on ``env`` (an env, wrapped or not, or a VecEnv), checked against
+    the env's feature layout and class names, and warning when its settings differ from the fit's."""
+    return ErrorRegression(
+        env_attribute(env, "feature_layout"),
+        path,
+        seed=seed,
+        class_names=env_attribute(env, "class_names", None),
+        env_config=env_attribute(env, "config", None),
+    )
 
 
 def env_settings(config: Any) -> dict[str, Any]:

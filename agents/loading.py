@@ -19,8 +19,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.baselines import BASELINES, RegionScoreBaseline
 from agents.batch_dqn import BatchDQN
 from agents.batch_dqn.policies import GATE_FEATURES
-from agents.error_regression import ErrorRegression
+from agents.error_regression import error_regression_for
 from agents.oracle import ErrorOracle, LookaheadOracle
+from agents.wrappers import env_attribute
 
 # policies that read the true labels (upper bounds for benchmarks): make_agent builds them only on an env
 # with labels, and segal-request never offers them
@@ -48,9 +49,7 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
 
 def feature_layout(env: gym.Env | VecEnv) -> FeatureLayout:
     """The env's ``FeatureLayout``, through wrappers and VecEnvs."""
-    if isinstance(env, VecEnv):
-        return env.get_attr("feature_layout")[0]
-    return env.get_wrapper_attr("feature_layout")
+    return env_attribute(env, "feature_layout")
 
 
 def detect_algorithm(path: str | Path) -> type[BaseAlgorithm] | None:
@@ -224,10 +223,6 @@ def make_agent(
             "and not the path of a saved model"
         )
     if path.suffix == ".npz":
-        if isinstance(env, VecEnv):
-            return ErrorRegression(feature_layout(env), path, seed=seed)
-        names = getattr(env.unwrapped, "class_names", None)
-        config = env.get_wrapper_attr("config") if hasattr(env.unwrapped, "config") else None
-        return ErrorRegression(feature_layout(env), path, seed=seed, class_names=names, env_config=config)
+        return error_regression_for(env, path, seed=seed)
     model = _load_model(path, env, device)
     return MaskedPredictor(model) if isinstance(model, MaskablePPO) else model

@@ -7,8 +7,23 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.masking import sample_valid
+
+
+def env_attribute(env: gym.Env | VecEnv, name: str, default: Any = ...) -> Any:
+    """An attribute of the (first) env, through wrappers and VecEnvs; ``default`` where it has none (if given)."""
+    if isinstance(env, VecEnv):  # a worker process would die of an AttributeError: ask first
+        if default is ... or env.has_attr(name):
+            return env.get_attr(name)[0]
+        return default
+    try:
+        return env.get_wrapper_attr(name)
+    except AttributeError:
+        if default is ...:
+            raise
+        return default
 
 
 class SinglePoolWrapper(gym.Wrapper):

@@ -17,12 +17,12 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, Schedule
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update, safe_mean
-from stable_baselines3.common.vec_env import VecEnv
 
 from agents.baselines import BASELINES, RARITY_SMOOTHING, rarity_weighted_column
 from agents.batch_dqn.policies import RegionQNetwork, RegionQPolicy
-from agents.error_regression import ERROR_FLOOR, ErrorRegression
+from agents.error_regression import ERROR_FLOOR, error_regression_for
 from agents.masking import masked_argmax, sample_valid
+from agents.wrappers import env_attribute
 
 SelfBatchDQN = TypeVar("SelfBatchDQN", bound="BatchDQN")
 
@@ -43,9 +43,9 @@ def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str |
         return kwargs
     if env is None or isinstance(env, str):
         raise ValueError("policy_kwargs prior=<feature> needs the env (its feature layout) at construction")
-    layout = env_attribute(env, "feature_layout")
     if str(name).endswith(".npz"):
-        return {**kwargs, **error_model_prior(str(name), env, layout)}
+        return {**kwargs, **error_model_prior(str(name), env)}
+    layout = env_attribute(env, "feature_layout")
     feature = rarity_weighted_column(name)
     if name not in layout.extras and (feature is None or feature not in layout.extras):
         rules = [rule for rule in BASELINES if rarity_weighted_column(rule)]
@@ -61,35 +61,16 @@ def prior_from_feature(policy_kwargs: dict[str, Any] | None, env: GymEnv | str |
     return kwargs
 
 
-def env_attribute(env: GymEnv, name: str, default: Any = ...) -> Any:
-    """An attribute of the (first) env, through wrappers and VecEnvs; ``default`` where it has none (if given)."""
-    if isinstance(env, VecEnv):  # a worker process would die of an AttributeError: ask first
-        if env.has_attr(name) or default is ...:
-            return env.get_attr(name)[0]
-        return default
-    try:
-        return env.get_wrapper_attr(name)
-    except AttributeError:
-        if default is ...:
-            raise
-        return default
-
-
-def error_model_prior(path: str, env: GymEnv, layout: Any) -> dict[str, Any]:
+def error_model_prior(path: str, env: GymEnv) -> dict[str, Any]:
     """The policy kwargs of a prior read from an error model file: ``prior_linear`` (its standardisation,
     weights and intercept, so the saved agent does not need the file) and, for a rarity-weighted model,
-    ``prior_rarity``. The model is checked against the env as ``ErrorRegression`` checks it (another
-    observation: an error naming the fix; other env settings: a warning)."""
+    ``prior_rarity``. The model is checked against the env as ``make_agent`` checks it (another observation: an
+    error naming the fix; other env settings: a warning)."""
     if not Path(path).is_file():
         raise ValueError(
             f"policy_kwargs prior={path!r}: no such error model file (write one with segal-fit-error-model)"
         )
-    rule = ErrorRegression(
-        layout,
-        path,
-        class_names=env_attribute(env, "class_names", None),
-        env_config=env_attribute(env, "config", None),
-    )
+    rule = error_regression_for(env, path)
     model = rule.model
     kwargs: dict[str, Any] = {
         "prior_linear": {
@@ -101,7 +82,7 @@ def error_model_prior(path: str, env: GymEnv, layout: Any) -> dict[str, Any]:
         }
     }
     if rule.rarity_weighted:
-        kwargs["prior_rarity"] = (layout.class_hist.start, layout.class_hist.stop, RARITY_SMOOTHING)
+        kwargs["prior_rarity"] = (rule.layout.class_hist.start, rule.layout.class_hist.stop, RARITY_SMOOTHING)
     return kwargs
 
 

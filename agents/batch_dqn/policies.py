@@ -93,7 +93,7 @@ class RegionQNetwork(nn.Module):
         if prior_linear is not None:
             self._register_linear_prior(prior_linear, candidate_dim)
         if prior_rarity is not None:
-            if prior_column is None and prior_linear is None:
+            if not self.has_prior:
                 raise ValueError("prior_rarity weights a prior score: it needs prior_column or prior_linear")
             fraction = observation_space.spaces.get("labeled_class_fraction")
             start, stop, smoothing = prior_rarity
