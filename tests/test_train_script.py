@@ -282,6 +282,28 @@ def test_usage_errors_exit_with_code_2(tmp_path, cache_dir, capsys, options, mes
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("prior", "message"),
+    [("missing.npz", "no such error model file"), ("class_balance", "neither an extra feature of this env")],
+)
+def test_a_bad_prior_is_refused_before_the_start_network_is_built(tmp_path, cache_dir, capsys, prior, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(
+            [
+                "--out",
+                str(tmp_path / "run"),
+                "--env-kwargs",
+                f"cache_dir={tmp_path / 'empty_cache'}",  # a late error would first pre-train into it
+                "--algo-kwargs",
+                f'policy_kwargs={{"prior": "{prior}"}}',
+            ]
+        )
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "--algo-kwargs" in captured.err
+    assert "output in" not in captured.out and not list((tmp_path / "empty_cache").glob("*.pt"))
+
+
 def test_key_values_parse_json_and_python_literals_the_same_way_in_both_scripts():
     from experiments.benchmark import protocol as cli
 

@@ -11,6 +11,7 @@ from typing import Any
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from agents import ALGORITHMS
+from agents.batch_dqn.batch_dqn import prior_from_feature
 from experiments.checkpoints import checkpoint_dir, newest_checkpoint, save_model
 from experiments.folder_lock import FolderBusy, FolderLock
 from experiments.provenance import provenance
@@ -84,6 +85,13 @@ def _run(config: RunConfig, parser: argparse.ArgumentParser) -> dict[str, Any]:
     policy, algo_kwargs = policy_and_kwargs(
         config.algo, config.algo_kwargs, config.flat_policy, steps, config.n_envs, prior
     )
+    if config.algo == "BatchDQN" and resume_from is None:
+        with warnings.catch_warnings():  # its warnings come once, when the model is built
+            warnings.simplefilter("ignore")
+            try:  # a prior that names no feature or no readable error model fails now, not after the pre-training
+                prior_from_feature(algo_kwargs.get("policy_kwargs"), probe)
+            except ValueError as error:
+                parser.error(f"--algo-kwargs: {error}")
     out.mkdir(parents=True, exist_ok=True)
     envs = "one env" if config.n_envs == 1 else f"{config.n_envs} envs in subprocesses"
     start_rule = (algo_kwargs.get("policy_kwargs") or {}).get("prior")
